@@ -1,5 +1,6 @@
-"""Stage 1, graph analysis: load a model, fix input shapes, infer shapes, fold constants, count FLOPs."""
+"""Stage 1, graph analysis: load, fix input shapes, infer shapes, fold constants, count FLOPs."""
 
+from .prepared import PreparedModel
 from .subgraph import extract_subgraph, value_infos
 
-__all__ = ["extract_subgraph", "value_infos"]
+__all__ = ["PreparedModel", "extract_subgraph", "value_infos"]
