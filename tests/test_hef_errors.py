@@ -155,3 +155,20 @@ def test_outdated_hef_warns_once_per_read():
     assert "outdated HEF" in str(outdated[0].message)
     assert "HailoRT 4.21" in str(outdated[0].message)
     assert hef.warnings == [str(outdated[0].message)]
+
+
+def test_device_files_are_refused_without_reading_them():
+    import os
+
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    with pytest.raises(HefError, match="not a regular file"):
+        hef_mod.read("/dev/zero")
+
+
+def test_read_header_checks_sizes_against_the_file_size():
+    data = fixture_bytes(ARCFACE_V1)
+    h = hef_mod.read_header(data[:56], file_size=len(data))
+    assert (h.version, h.proto_size, h.ccws_size) == (1, 997_288, 2_506_040)
+    with pytest.raises(HefError, match="truncated HEF"):
+        hef_mod.read_header(data[:56], file_size=len(data) - 1)

@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import os
+import stat
 import struct
 import warnings
 import zlib
@@ -307,9 +308,15 @@ _HEADER_LAYOUTS = {
 }
 
 
-def read_header(data: bytes | memoryview) -> HefHeader:
-    """Parse and size-check the binary header of a HEF held in ``data`` (the whole file)."""
-    n = len(data)
+def read_header(data: bytes | memoryview, file_size: Optional[int] = None) -> HefHeader:
+    """Parse and size-check the binary header of a HEF.
+
+    ``data`` holds the whole file, or at least its first 56 bytes when ``file_size`` (the
+    length of the whole file) is given; the sizes the header announces must add up to it.
+    """
+    n = len(data) if file_size is None else file_size
+    if len(data) < min(n, 56):
+        raise ValueError("read_header needs the first 56 bytes of the file")
     if n < 12:
         raise HefError(f"not a HEF: file is {n} bytes, shorter than the 12-byte HEF preamble")
     magic, version, proto_size = struct.unpack_from(">III", data, 0)
@@ -647,11 +654,19 @@ def _read_network_group(ng: Any, index: int, warn: Callable[[str], None]) -> Net
 
 
 def _load(path_or_bytes: PathOrBytes) -> bytes:
+    """The file's bytes; for a path, the header is checked against the file size first, so
+    that a non-HEF (or a device such as /dev/zero) is rejected without reading it all."""
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         return bytes(path_or_bytes)
     path = Path(path_or_bytes)
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise HefError(f"{path} is not a regular file")
+            read_header(f.read(56), file_size=st.st_size)
+            f.seek(0)
+            return f.read()
     except FileNotFoundError:
         raise HefError(f"HEF file not found: {path}") from None
     except IsADirectoryError:
