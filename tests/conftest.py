@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+# ../shared/fixtures from the main checkout; ../../shared/fixtures from a worktree in /work/wt/<name>.
+SHARED_FIXTURES = next(
+    (
+        p / "shared" / "fixtures"
+        for p in (REPO_ROOT.parent, REPO_ROOT.parent.parent)
+        if (p / "shared" / "fixtures").is_dir()
+    ),
+    REPO_ROOT.parent / "shared" / "fixtures",
+)
 
 
 def shared_fixture(relpath: str) -> Path:
