@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -21,7 +22,7 @@ from hailoop_models import (
 )
 from onnx import helper
 
-from hailo_ort.errors import HailoOpFormatError, HailoOrtError, ModelError
+from hailo_ort.errors import HailoOpFormatError, HailoOrtError, HefError, ModelError
 from hailo_ort.hailoop import (
     embed,
     fallback_model,
@@ -31,6 +32,7 @@ from hailo_ort.hailoop import (
     strip_fallback,
 )
 from hailo_ort.hailoop import format as fmt
+from hailo_ort.quant import QuantInfo
 
 SHORTCUT = "hailo-fork/shortcut_example.onnx"
 MULTI = "hailo-fork/multiple_outputs.onnx"
@@ -423,3 +425,152 @@ def test_fork_flavour_refusals(fixture_hef):
         embed(m, [cp], flavour="fork")
     # the same model is fine as portable
     assert _run(embed(m, [cp]), _feeds(m))["z"].shape == (1, 4, 8, 8)
+
+
+def test_fork_flavour_inlines_local_functions(fixture_hef):
+    src, p = one_partition_model(opset=16)
+    # the CPU tail calls a model-local function: the fork file must not keep functions
+    twice = helper.make_function(
+        "local",
+        "Twice",
+        ["a"],
+        ["b"],
+        [helper.make_node("Add", ["a", "a"], ["b"])],
+        [helper.make_opsetid("", 16)],
+    )
+    src.functions.append(twice)
+    src.opset_import.append(helper.make_opsetid("local", 1))
+    src.graph.node.append(helper.make_node("Twice", ["y"], ["z"], name="cpu_twice", domain="local"))
+    del src.graph.output[:]
+    src.graph.output.append(
+        helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [1, 4, 8, 8])
+    )
+    cp = compiled_partition(src, 0, p, ["pre"], ["c2"], "dfc", fixture_hef)
+    out = embed(src, [cp], flavour="fork")
+    assert not out.functions
+    assert "Twice" not in {n.op_type for n in out.graph.node}
+    assert {"Add", "HailoOp", "Sigmoid", "Mul"} <= {n.op_type for n in out.graph.node}
+    with pytest.raises(HailoOpFormatError, match="already has HailoOp nodes"):
+        embed(out, [cp], flavour="fork")
+
+
+def test_embed_rejects_stream_shape_or_dtype_mismatch(fixture_hef):
+    src, p = one_partition_model()
+    cp = compiled_partition(src, 0, p, ["pre"], ["c2"], "dfc", fixture_hef)
+    cp.inputs[0].shape = [1, 3, 9, 9]
+    with pytest.raises(
+        HailoOpFormatError, match=r"shape \[1, 3, 9, 9\], the model has \[1, 3, 8, 8\]"
+    ):
+        embed(src, [cp])
+    cp = compiled_partition(src, 0, p, ["pre"], ["c2"], "dfc", fixture_hef)
+    cp.outputs[0].dtype = "uint8"
+    with pytest.raises(HailoOpFormatError, match="is uint8, the model has float32"):
+        embed(src, [cp])
+
+
+# --- the HEF-backed read path, against a test double of hailo_ort.hef.read ---------------------
+
+
+@dataclass
+class FakeVStreamInfo:
+    name: str
+    shape: tuple
+    format_order: str
+    format_type: str
+    quant: QuantInfo
+    original_names: list = field(default_factory=list)
+
+
+@dataclass
+class FakeNetworkGroup:
+    name: str
+    inputs: list
+    outputs: list
+
+
+@dataclass
+class FakeHef:
+    hw_arch_name: str
+    sdk_version: str
+    network_groups: list
+
+
+def fake_multiple_outputs_hef(_data) -> FakeHef:
+    """What the HEF in multiple_outputs.onnx holds, per ../shared/fixtures/README.md."""
+    return FakeHef(
+        "HAILO8P",
+        "3.17.0.dev0",
+        [
+            FakeNetworkGroup(
+                "conv_2_outputs",
+                [
+                    FakeVStreamInfo(
+                        "conv_2_outputs/input_layer",
+                        (4, 4, 3),
+                        "NHCW",
+                        "UINT8",
+                        QuantInfo(0, 0.18431373, 0, 47),
+                    )
+                ],
+                [
+                    FakeVStreamInfo(
+                        "conv_2_outputs/conv1",
+                        (4, 4, 8),
+                        "NHCW",
+                        "UINT8",
+                        QuantInfo(0, 0.54509807, 0, 139),
+                    ),
+                    FakeVStreamInfo(
+                        "conv_2_outputs/shortcut1",
+                        (1, 1, 3),
+                        "NC",
+                        "UINT8",
+                        QuantInfo(0, 0.18431373, 0, 47),
+                    ),
+                ],
+            )
+        ],
+    )
+
+
+@pytest.fixture
+def fake_hef_reader(monkeypatch):
+    import hailo_ort.hef
+
+    monkeypatch.setattr(hailo_ort.hef, "read", fake_multiple_outputs_hef, raising=False)
+    return hailo_ort.hef
+
+
+def test_read_fork_streams_from_hef(fake_hef_reader):
+    (node,) = read(shared_fixture(MULTI))
+    cp = node.compiled
+    assert isinstance(node.hef, FakeHef)
+    assert cp.arch == "hailo8" and cp.toolchain["sdk_version"] == "3.17.0.dev0"
+    inp, out0, out1 = cp.inputs[0], *cp.outputs
+    assert inp.quant.scale == pytest.approx(0.18431373) and inp.quant.limvals_max == 47
+    assert out0.quant.scale == pytest.approx(0.54509807)
+    # NHCW on the device is exchanged as NHWC with HailoRT; the batch stays symbolic (-1)
+    assert inp.device_shape == [-1, 4, 4, 3] and inp.device_order == "NHWC"
+    assert out0.device_shape == [-1, 4, 4, 8] and out0.device_dtype == "uint8"
+    assert out1.device_shape == [-1, 3] and out1.device_order == "NC"
+    assert out0.host_order == "NCHW" and out0.shape == [-1, 8, 4, 4]
+
+
+def test_read_fork_vstream_missing_from_hef(fake_hef_reader, monkeypatch):
+    def fake_other_hef(data):
+        hef = fake_multiple_outputs_hef(data)
+        hef.network_groups[0].outputs.pop()
+        return hef
+
+    monkeypatch.setattr(fake_hef_reader, "read", fake_other_hef)
+    with pytest.raises(HailoOpFormatError, match="'conv_2_outputs/shortcut1' is not in its HEF"):
+        read(shared_fixture(MULTI))
+
+
+def test_read_fork_unreadable_hef(fake_hef_reader, monkeypatch):
+    def fake_broken_hef(_data):
+        raise HefError("bad magic")
+
+    monkeypatch.setattr(fake_hef_reader, "read", fake_broken_hef)
+    with pytest.raises(HailoOpFormatError, match="HEF is unreadable: bad magic"):
+        read(shared_fixture(SHORTCUT))

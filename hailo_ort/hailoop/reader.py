@@ -351,17 +351,19 @@ def _stream_from_fork(
     batch = host_shape[0] if host_shape else 1
 
     if vinfo is not None:
-        h, w, c = (int(v) for v in vinfo.shape)
-        hef_order = str(vinfo.format_order).upper()
+        dims = [int(v) for v in vinfo.shape]
+        h, w, c = ([1, 1, *dims] if len(dims) < 3 else dims)[-3:]
+        hef_order = str(vinfo.format_order).upper().split(".")[-1]
         if hef_order == "NC":
             device_shape, device_order = [batch, c], "NC"
         elif hef_order == "NHW":
             device_shape, device_order = [batch, h, w], "NHW"
         elif hef_order in ("NHWC", "NHCW"):
+            # HailoRT's default host order for NHCW (and NHWC) device streams is NHWC
             device_shape, device_order = [batch, h, w, c], "NHWC"
         else:
             device_shape, device_order = [batch, h, w, c], hef_order
-        device_dtype = str(vinfo.format_type).lower()
+        device_dtype = str(vinfo.format_type).lower().split(".")[-1]
         quant = _as_quant(getattr(vinfo, "quant", None))
         if host_shape is None:
             host_shape = _host_shape(device_shape, host_order)

@@ -15,7 +15,7 @@ from ..errors import HailoOpFormatError, ModelError
 from ..fileio import write_bytes_atomic
 from ..graph.subgraph import value_infos
 from . import format as fmt
-from ._model import ModelLike, load_model, tensor_dtype
+from ._model import ModelLike, load_model, tensor_dtype, tensor_shape
 from .reader import hailo_node_name, is_hailo_op, payload_sha256
 from .types import CompiledPartition, StreamSpec
 
@@ -40,6 +40,10 @@ def embed(
     m = load_model(model, copy=True)
     graph = m.graph
     if flavour == "fork":
+        if any(is_hailo_op(n) for n in graph.node):
+            raise HailoOpFormatError(
+                "fork flavour: the model already has HailoOp nodes; embed into the float model"
+            )
         for cp in compiled:
             _check_fork_expressible(cp)
 
@@ -282,6 +286,15 @@ def _hailo_node(
                 f"partition {cp.partition.index}: stream {s.vstream!r} says tensor {s.tensor!r} "
                 f"is {s.dtype}, the model has {actual}"
             )
+        shape = tensor_shape(vi) if vi is not None else None
+        if shape is not None and (
+            len(shape) != len(s.shape)
+            or any(a >= 0 and b >= 0 and a != b for a, b in zip(shape, s.shape))
+        ):
+            raise HailoOpFormatError(
+                f"partition {cp.partition.index}: stream {s.vstream!r} says tensor {s.tensor!r} "
+                f"has shape {s.shape}, the model has {shape}"
+            )
     node = helper.make_node(
         fmt.OP_TYPE,
         [s.tensor for s in cp.inputs],
@@ -409,6 +422,17 @@ def _default_opset(m: onnx.ModelProto) -> int | None:
 
 
 def _to_fork_versions(m: onnx.ModelProto, hailo_nodes: list[str]) -> onnx.ModelProto:
+    if m.functions:
+        # Hailo's fork (ORT 1.11/1.14) predates most function support: inline them away.
+        from onnx import inliner
+
+        try:
+            m = inliner.inline_local_functions(m)
+        except Exception as e:  # the inliner raises bare C++ errors
+            raise HailoOpFormatError(
+                f"fork flavour: cannot inline the model's local functions ({e}); write the "
+                "portable flavour"
+            ) from e
     opset = _default_opset(m)
     if opset is not None and opset > fmt.FORK_MAX_OPSET:
         from onnx import version_converter
