@@ -318,7 +318,13 @@ def test_portable_runs_in_clean_python_without_hailo_ort(fixture_hef, tmp_path):
 def test_strip_and_fallback(fixture_hef):
     src, compiled = _models(fixture_hef)["two"]
     portable = embed(src, compiled)
-    assert fallback_model(portable).functions  # runs as it is
+    assert fallback_model(portable, inline=False).functions  # runs as it is
+    plain = fallback_model(portable)  # bodies inlined: no ai.hailo node, no function left
+    assert not plain.functions and not any(n.domain == "ai.hailo" for n in plain.graph.node)
+    feeds = _feeds(src)
+    want, got = _run(src, feeds), _run(plain, feeds)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)
     stripped = strip_fallback(portable)
     assert not stripped.functions
     assert all(not n.has_fallback for n in read(stripped))

@@ -483,11 +483,15 @@ def strip_fallback(model: ModelLike) -> onnx.ModelProto:
     return m
 
 
-def fallback_model(model: ModelLike) -> onnx.ModelProto:
-    """The model the CPU runs when there is no device: a portable model runs as it is.
+def fallback_model(model: ModelLike, inline: bool = True) -> onnx.ModelProto:
+    """The model the CPU runs when there is no device.
 
-    Raises HailoOpFormatError naming the HailoOp nodes that have no CPU body (fork flavour,
-    or a stripped model).
+    A portable model runs as it is on an onnxruntime that knows IR-10 function overloads
+    (``inline=False`` returns it unchanged). With ``inline=True`` (default) the function bodies
+    are inlined into a plain ONNX graph without any ``ai.hailo`` node, which every onnxruntime
+    runs correctly: builds that predate overload support would otherwise give every HailoOp
+    node the same body. Raises HailoOpFormatError naming the HailoOp nodes that have no CPU
+    body (fork flavour, or a stripped model).
     """
     m = load_model(model, copy=True)
     bodies = {f.overload for f in m.functions if (f.domain, f.name) == (fmt.DOMAIN, fmt.OP_TYPE)}
@@ -501,4 +505,11 @@ def fallback_model(model: ModelLike) -> onnx.ModelProto:
             f"HailoOp node(s) {missing} have no CPU fallback body (fork flavour or stripped "
             "model): they need a Hailo device"
         )
-    return m
+    if not inline:
+        return m
+    from onnx import inliner
+
+    try:
+        return inliner.inline_local_functions(m)
+    except Exception as e:  # the inliner raises bare C++ errors
+        raise HailoOpFormatError(f"cannot inline the CPU fallback bodies: {e}") from e
