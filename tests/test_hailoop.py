@@ -34,6 +34,9 @@ from hailo_ort.hailoop import (
 from hailo_ort.hailoop import format as fmt
 from hailo_ort.quant import QuantInfo
 
+# The fixture HEFs are old (no PERIPH_CALCULATION_IN_HAILORT): the HEF reader warns, as it should.
+pytestmark = pytest.mark.filterwarnings("ignore:outdated HEF")
+
 SHORTCUT = "hailo-fork/shortcut_example.onnx"
 MULTI = "hailo-fork/multiple_outputs.onnx"
 
