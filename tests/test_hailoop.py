@@ -583,3 +583,33 @@ def test_read_fork_unreadable_hef(fake_hef_reader, monkeypatch):
     monkeypatch.setattr(fake_hef_reader, "read", fake_broken_hef)
     with pytest.raises(HailoOpFormatError, match="HEF is unreadable: bad magic"):
         read(shared_fixture(SHORTCUT))
+
+
+def test_back_to_back_partitions_run_and_read(fixture_hef, tmp_path):
+    """Partition 1 reads partition 0's output directly (no CPU node between them)."""
+    src, _ = one_partition_model()
+    a = compiled_partition(src, 0, ["conv1", "relu1"], ["pre"], ["r1"], "dfc", fixture_hef)
+    b = compiled_partition(src, 1, ["conv2"], ["r1"], ["c2"], "emulate", b"\x00emulation")
+    # given in reverse order: the writer sorts the graph topologically
+    out = embed(src, [b, a])
+    path = tmp_path / "m.onnx"
+    save(out, path)
+    assert is_hailo_model(str(path))
+    assert [n.node_name for n in read(str(path))] == ["HailoOp_0", "HailoOp_1"]
+    feeds = _feeds(src)
+    np.testing.assert_allclose(_run(out, feeds)["y"], _run(src, feeds)["y"], rtol=1e-5, atol=1e-6)
+
+
+def test_newer_metadata_format_is_refused(fixture_hef):
+    src, compiled = _models(fixture_hef)["one"]
+    out = embed(src, compiled)
+    node = next(n for n in out.graph.node if n.domain == "ai.hailo")
+    attr = next(a for a in node.attribute if a.name == "hailo_ort_meta")
+    meta = json.loads(attr.s)
+    meta["format"] = 99
+    attr.s = json.dumps(meta).encode()
+    with pytest.raises(HailoOpFormatError, match=r"format 99 is newer.*upgrade hailo-ort"):
+        read(out)
+    attr.s = b"{not json"
+    with pytest.raises(HailoOpFormatError, match="not valid JSON"):
+        read(out)
