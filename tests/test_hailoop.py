@@ -30,6 +30,7 @@ from hailo_ort.hailoop import (
     read,
     save,
     strip_fallback,
+    to_fork,
 )
 from hailo_ort.hailoop import format as fmt
 from hailo_ort.quant import QuantInfo
@@ -613,3 +614,53 @@ def test_newer_metadata_format_is_refused(fixture_hef):
     attr.s = b"{not json"
     with pytest.raises(HailoOpFormatError, match="not valid JSON"):
         read(out)
+
+
+# --- portable → fork conversion and the CLI ---------------------------------------------------
+
+
+def test_to_fork_from_portable(fixture_hef):
+    src, compiled = _models(fixture_hef)["one"]
+    portable = embed(src, compiled)
+    fork = to_fork(portable)
+    onnx.checker.check_model(fork)
+    assert fork.ir_version <= 8 and not fork.functions
+    assert {o.domain: o.version for o in fork.opset_import}[""] <= 16
+    (node,) = [n for n in fork.graph.node if n.domain == "ai.hailo"]
+    assert sorted(a.name for a in node.attribute) == sorted(fmt.FORK_ATTRIBUTES)
+    (back,) = read(fork)
+    assert back.flavour == "fork" and back.written_by_us
+    assert back.compiled.inputs == compiled[0].inputs
+    assert back.compiled.partition == compiled[0].partition
+    # Hailo's own files convert too (they already are fork flavour); emulated ones are refused
+    (dfc,) = read(to_fork(shared_fixture(SHORTCUT)))
+    assert dfc.compiled.hef and dfc.vstream_map["shortcut_rubinator/input_layer"] == "input0"
+    with pytest.raises(HailoOpFormatError, match="emulated and has no HEF"):
+        to_fork(embed(*_models(fixture_hef)["two"]))
+
+
+def test_cli_hailoop(fixture_hef, tmp_path, capsys):
+    from hailo_ort.cli import main
+
+    src, compiled = _models(fixture_hef)["two"]
+    path = tmp_path / "two.hailo.onnx"
+    save(embed(src, compiled), path)
+    assert main(["hailoop", "show", str(path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [d["backend"] for d in shown["hailo_ops"]] == ["dfc", "emulate"]
+    assert shown["hailo_ops"][1]["inputs"][0]["vstream"] == "net1/am"
+    assert main(["hailoop", "show", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "HailoOp_0: portable flavour" in text and "net1/am <-> am" in text
+    plain = tmp_path / "plain.onnx"
+    assert main(["hailoop", "fallback", str(path), str(plain)]) == 0
+    assert not is_hailo_model(plain)
+    stripped = tmp_path / "stripped.onnx"
+    assert main(["hailoop", "strip", str(path), str(stripped)]) == 0
+    assert not onnx.load(str(stripped)).functions
+    # user errors: one line, exit 1
+    assert main(["hailoop", "to-fork", str(path), str(tmp_path / "f.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "emulated and has no HEF" in err and len(err.strip().splitlines()) == 1
+    assert main(["hailoop", "fallback", str(tmp_path / "nope.onnx"), str(plain)]) == 1
+    assert "not found" in capsys.readouterr().err

@@ -7,7 +7,7 @@ compiled partitions as HailoOp nodes; ``is_hailo_model``, ``strip_fallback`` and
 
 from .reader import HailoOpNode, is_hailo_model, is_hailo_op, payload_sha256, read
 from .types import CompiledPartition, StreamSpec
-from .writer import embed, fallback_model, save, strip_fallback
+from .writer import embed, fallback_model, save, strip_fallback, to_fork
 
 __all__ = [
     "CompiledPartition",
@@ -21,4 +21,5 @@ __all__ = [
     "read",
     "save",
     "strip_fallback",
+    "to_fork",
 ]

@@ -15,8 +15,8 @@ from ..errors import HailoOpFormatError, ModelError
 from ..fileio import write_bytes_atomic
 from ..graph.subgraph import value_infos
 from . import format as fmt
-from ._model import ModelLike, load_model, tensor_dtype, tensor_shape
-from .reader import hailo_node_name, is_hailo_op, payload_sha256
+from ._model import ModelLike, elem_type_of, load_model, tensor_dtype, tensor_shape
+from .reader import hailo_node_name, is_hailo_op, payload_sha256, read
 from .types import CompiledPartition, StreamSpec
 
 
@@ -513,3 +513,49 @@ def fallback_model(model: ModelLike, inline: bool = True) -> onnx.ModelProto:
         return inliner.inline_local_functions(m)
     except Exception as e:  # the inliner raises bare C++ errors
         raise HailoOpFormatError(f"cannot inline the CPU fallback bodies: {e}") from e
+
+
+# --- flavour conversion ------------------------------------------------------------------------
+
+
+def to_fork(model: ModelLike) -> onnx.ModelProto:
+    """Convert a model with HailoOp nodes (e.g. a portable file) to the fork flavour.
+
+    Our ``hailo_ort_*`` attributes move to ``model.metadata_props``, the CPU bodies are dropped,
+    versions are lowered as :func:`embed` does for ``flavour="fork"``. Refused like there:
+    emulated partitions, partitions with several inputs, a CPU part needing opset > 16.
+    """
+    m = load_model(model, copy=True)
+    nodes = read(m)
+    if not nodes:
+        raise HailoOpFormatError("to_fork: the model has no ai.hailo::HailoOp node")
+    for hn in nodes:
+        _check_fork_expressible(hn.compiled)
+    props = {p.key: p.value for p in m.metadata_props}
+    typed = {v.name for v in list(m.graph.value_info) + list(m.graph.output) + list(m.graph.input)}
+    for hn in nodes:
+        node = m.graph.node[hn.node_index]
+        meta = next((a.s for a in node.attribute if a.name == fmt.ATTR_META), None)
+        if meta is not None:
+            props[fmt.META_KEY_PREFIX + hn.node_name] = meta.decode("utf-8")
+        keep = [a for a in node.attribute if not a.name.startswith(fmt.OUR_PREFIX)]
+        del node.attribute[:]
+        node.attribute.extend(keep)
+        node.overload = ""
+        if not node.name:
+            node.name = hn.node_name
+        for s in hn.compiled.outputs:
+            if s.tensor not in typed:
+                dims = [d if d >= 0 else None for d in s.shape]
+                m.graph.value_info.append(
+                    helper.make_tensor_value_info(s.tensor, elem_type_of(s.dtype), dims)
+                )
+                typed.add(s.tensor)
+    keep_funcs = [f for f in m.functions if (f.domain, f.name) != (fmt.DOMAIN, fmt.OP_TYPE)]
+    del m.functions[:]
+    m.functions.extend(keep_funcs)
+    del m.metadata_props[:]
+    helper.set_model_props(m, props)
+    m = _to_fork_versions(m, [hn.node_name for hn in nodes])
+    _check(m, "fork")
+    return m
