@@ -220,6 +220,9 @@ def test_portable_runs_on_onnxruntime_and_matches(case, fixture_hef):
 def test_portable_structure(fixture_hef):
     src, compiled = _models(fixture_hef)["two"]
     out = embed(src, compiled)
+    # each HailoOp node sits where its partition was
+    order = [n.name for n in out.graph.node]
+    assert order == ["HailoOp_0", "cpu_abs", "cpu_mul", "HailoOp_1", "cpu_mean"]
     n0, n1 = (n for n in out.graph.node if n.domain == "ai.hailo")
     assert n0.overload != n1.overload and n0.overload and n1.overload
     funcs = {(f.domain, f.name, f.overload): f for f in out.functions}

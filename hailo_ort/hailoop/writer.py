@@ -87,9 +87,15 @@ def embed(
         internal_infos |= produced - {s.tensor for s in cp.outputs}
         replacements.append(({n.name for n in nodes}, node))
 
+    # Each HailoOp node takes the place of its partition's first node; then sort topologically.
+    first_of = {
+        nodes_[0]: node for nodes_, node in ((_ordered(graph, n), h) for n, h in replacements)
+    }
     removed = set().union(*(names for names, _ in replacements))
-    kept = [n for n in graph.node if n.name not in removed]
-    new_nodes = _topological(kept + [node for _, node in replacements])
+    placed = [
+        first_of.get(n.name, n) for n in graph.node if n.name in first_of or n.name not in removed
+    ]
+    new_nodes = _topological(placed)
     still_used = {x for n in new_nodes for x in _node_reads(n)}
     graph_outputs = {o.name for o in graph.output}
 
@@ -106,11 +112,11 @@ def embed(
     graph.input.extend(inputs)
     vis = [v for v in graph.value_info if v.name not in internal_infos]
     have = {v.name for v in vis} | graph_outputs | {i.name for i in graph.input}
-    for _, node in replacements:
-        for t in list(node.input) + list(node.output):
-            if t not in have:
-                vis.append(infos[t])
-                have.add(t)
+    for cp in compiled:
+        for st in cp.inputs + cp.outputs:
+            if st.tensor not in have:
+                vis.append(infos.get(st.tensor) or _value_info(st))
+                have.add(st.tensor)
     del graph.value_info[:]
     graph.value_info.extend(vis)
 
@@ -225,6 +231,17 @@ def _check_boundary(
         )
     if len(declared_out) != len(set(declared_out)):
         raise HailoOpFormatError(f"partition {part.index}: duplicate output streams")
+
+
+def _ordered(graph: onnx.GraphProto, names: set[str]) -> list[str]:
+    """``names`` in graph order."""
+    return [n.name for n in graph.node if n.name in names]
+
+
+def _value_info(s: StreamSpec) -> onnx.ValueInfoProto:
+    """A value info for a boundary tensor the model leaves untyped, from its stream spec."""
+    dims = [d if d >= 0 else None for d in s.shape]
+    return helper.make_tensor_value_info(s.tensor, elem_type_of(s.dtype), dims)
 
 
 def _unique(base: str, taken: set[str]) -> str:
@@ -544,13 +561,10 @@ def to_fork(model: ModelLike) -> onnx.ModelProto:
         node.overload = ""
         if not node.name:
             node.name = hn.node_name
-        for s in hn.compiled.outputs:
-            if s.tensor not in typed:
-                dims = [d if d >= 0 else None for d in s.shape]
-                m.graph.value_info.append(
-                    helper.make_tensor_value_info(s.tensor, elem_type_of(s.dtype), dims)
-                )
-                typed.add(s.tensor)
+        for st in hn.compiled.outputs:
+            if st.tensor not in typed:
+                m.graph.value_info.append(_value_info(st))
+                typed.add(st.tensor)
     keep_funcs = [f for f in m.functions if (f.domain, f.name) != (fmt.DOMAIN, fmt.OP_TYPE)]
     del m.functions[:]
     m.functions.extend(keep_funcs)
