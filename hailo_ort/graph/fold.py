@@ -71,8 +71,17 @@ def subgraph_inputs(node: onnx.NodeProto) -> Iterator[str]:
             yield from (o.name for o in g.output)
 
 
+# Standard ops with graph attributes; nodes of other domains may have them too.
+_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+
+
+def may_have_subgraph(node: onnx.NodeProto) -> bool:
+    """Cheap test: only these nodes can carry subgraph attributes."""
+    return node.op_type in _SUBGRAPH_OPS or node.domain not in _STANDARD_DOMAINS
+
+
 def _has_subgraph(node: onnx.NodeProto) -> bool:
-    return any(a.HasField("g") or len(a.graphs) for a in node.attribute)
+    return may_have_subgraph(node) and any(a.HasField("g") or len(a.graphs) for a in node.attribute)
 
 
 def _constant_value(node: onnx.NodeProto) -> onnx.TensorProto | None:
@@ -113,10 +122,15 @@ class _Folder:
         }
         self.consts: dict[str, onnx.TensorProto] = {t.name: t for t in self.graph.initializer}
         self.arrays: dict[str, np.ndarray] = {}
-        self.types: dict[str, onnx.TypeProto] = {
-            vi.name: vi.type for vi in (*self.graph.input, *self.graph.value_info)
-        }
+        self._types: dict[str, onnx.TypeProto] | None = None
         self.graph_outputs = {o.name for o in self.graph.output}
+
+    @property
+    def types(self) -> dict[str, onnx.TypeProto]:
+        """Types of inputs and inferred tensors by name (built on first use)."""
+        if self._types is None:
+            self._types = {vi.name: vi.type for vi in (*self.graph.input, *self.graph.value_info)}
+        return self._types
 
     def array(self, name: str) -> np.ndarray:
         arr = self.arrays.get(name)
@@ -166,6 +180,11 @@ class _Folder:
     def evaluate(self, node: onnx.NodeProto) -> list[np.ndarray] | list[onnx.TensorProto] | None:
         """Outputs of ``node`` if it can be folded, else None."""
         op = node.op_type
+        consts = self.consts
+        if op not in ("Constant", "Shape", "Size") and not all(
+            x in consts for x in node.input if x
+        ):
+            return None
         if node.domain not in _STANDARD_DOMAINS or op in _NO_FOLD or _has_subgraph(node):
             return None
         if any(o in self.graph_outputs for o in node.output):
@@ -189,7 +208,7 @@ class _Folder:
                     end = attr.i
             return [np.array(dims[start:end], dtype=np.int64)]
         inputs = [x for x in node.input if x]
-        if not inputs or not all(x in self.consts for x in inputs):
+        if not inputs:
             return None
         if self._too_big(node):
             return None
@@ -263,8 +282,9 @@ def eliminate_dead(graph: onnx.GraphProto) -> int:
     for node in reversed(graph.node):
         if any(o in needed for o in node.output if o):
             keep_rev.append(node)
-            needed.update(x for x in node.input if x)
-            needed.update(subgraph_inputs(node))
+            needed.update(node.input)
+            if may_have_subgraph(node):
+                needed.update(subgraph_inputs(node))
         else:
             removed += 1
     if removed:

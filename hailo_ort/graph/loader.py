@@ -13,7 +13,7 @@ from onnx import external_data_helper
 
 from ..errors import ModelError
 from .flops import count_flops_and_params
-from .fold import fold_constants
+from .fold import fold_constants, may_have_subgraph
 from .prepared import PreparedModel
 from .shapes import collect_types, drop_initializer_inputs, fix_input_shapes, infer_shapes
 
@@ -49,9 +49,12 @@ def _parse(data: bytes, source: str) -> onnx.ModelProto:
 
 
 def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Every TensorProto of a graph: initializers and tensor attributes, subgraphs included."""
+    """TensorProtos of a graph that can hold external data: initializers, Constant values and
+    the same inside subgraphs."""
     yield from graph.initializer
     for node in graph.node:
+        if node.op_type != "Constant" and not may_have_subgraph(node):
+            continue
         for attr in node.attribute:
             if attr.HasField("t"):
                 yield attr.t

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Union
@@ -84,20 +85,37 @@ def dims_of(type_proto: onnx.TypeProto) -> list[Dim] | None:
 
 def static_dims(type_proto: onnx.TypeProto) -> list[int] | None:
     """Dims if all are known non-negative ints, else None."""
+    if not type_proto.HasField("tensor_type"):
+        return None
+    tt = type_proto.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    values = [d.dim_value for d in tt.shape.dim]
+    if not values or min(values) > 0:  # fast path: every dim is a positive value
+        return values
     dims = dims_of(type_proto)
     if dims is None or not all(isinstance(d, int) and d >= 0 for d in dims):
         return None
     return dims  # type: ignore[return-value]
 
 
+_DTYPE_NAMES: dict[int, str | None] = {}
+
+
 def np_dtype_name(elem_type: int) -> str | None:
     """Numpy dtype name of an ONNX element type (None for UNDEFINED / unknown)."""
+    name = _DTYPE_NAMES.get(elem_type, "")
+    if name != "":
+        return name
     if elem_type == onnx.TensorProto.UNDEFINED:
-        return None
-    try:
-        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
-    except (KeyError, TypeError, ValueError):
-        return onnx.TensorProto.DataType.Name(elem_type).lower()
+        name = None
+    else:
+        try:
+            name = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
+        except (KeyError, TypeError, ValueError):
+            name = onnx.TensorProto.DataType.Name(elem_type).lower()
+    _DTYPE_NAMES[elem_type] = name
+    return name
 
 
 def _show_dims(dims: Sequence[Dim]) -> str:
@@ -206,7 +224,7 @@ def infer_shapes(model: onnx.ModelProto) -> None:
     lg.input.extend(graph.input)
     lg.sparse_initializer.extend(graph.sparse_initializer)
     for init in graph.initializer:
-        size = int(np.prod(init.dims)) if len(init.dims) else 1
+        size = math.prod(init.dims)
         if size > _INFERENCE_DATA_LIMIT:
             lg.input.append(helper.make_tensor_value_info(init.name, init.data_type, init.dims))
         else:
