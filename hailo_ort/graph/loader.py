@@ -34,6 +34,8 @@ def _check_structure(model: onnx.ModelProto, source: str) -> None:
         raise ModelError(f"{source}: ONNX graph has no outputs")
     if model.ir_version <= 0:
         raise ModelError(f"{source}: ONNX model has no IR version (corrupt or not ONNX)")
+    if model.ir_version >= 3 and len(model.opset_import) == 0:
+        raise ModelError(f"{source}: ONNX model has no opset import (corrupt or truncated)")
 
 
 def _parse(data: bytes, source: str) -> onnx.ModelProto:
