@@ -158,3 +158,22 @@ def test_assign_node_names_leaves_unique_names():
     before = [n.name for n in model.graph.node]
     assert assign_node_names(model.graph) == 0
     assert [n.name for n in model.graph.node] == before
+
+
+def test_corrupted_models_raise_only_model_errors():
+    """Random byte flips in the node section: prepare either works or raises ModelError."""
+    from hailo_ort.zoo import yolov8n
+
+    data = yolov8n(size=64).SerializeToString()
+    rng = np.random.default_rng(7)
+    errors = 0
+    for _ in range(120):
+        mutated = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            mutated[int(rng.integers(0, 40_000))] = int(rng.integers(0, 256))
+        try:
+            prepare(bytes(mutated))
+        except ModelError as exc:
+            assert "\n" not in str(exc)
+            errors += 1
+    assert errors > 0

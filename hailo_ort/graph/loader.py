@@ -204,6 +204,20 @@ def prepare(
     caller's ModelProto is not modified.
     """
     loaded = load_model(model)
+    try:
+        return _prepare_loaded(loaded, input_shapes, fold)
+    except UnicodeError:
+        source = str(model) if isinstance(model, (str, os.PathLike)) else "model"
+        raise ModelError(
+            f"{source}: the model contains text that is not valid UTF-8 (corrupt file?)"
+        ) from None
+
+
+def _prepare_loaded(
+    loaded: onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None,
+    fold: bool,
+) -> PreparedModel:
     proto = onnx.ModelProto()
     proto.CopyFrom(loaded)
     graph = proto.graph

@@ -223,9 +223,10 @@ def infer_shapes(model: onnx.ModelProto) -> None:
     lg.node.extend(graph.node)
     lg.input.extend(graph.input)
     lg.sparse_initializer.extend(graph.sparse_initializer)
+    input_names = {vi.name for vi in graph.input}
     for init in graph.initializer:
         size = math.prod(init.dims)
-        if size > _INFERENCE_DATA_LIMIT:
+        if size > _INFERENCE_DATA_LIMIT and init.name not in input_names:
             lg.input.append(helper.make_tensor_value_info(init.name, init.data_type, init.dims))
         else:
             lg.initializer.append(init)
