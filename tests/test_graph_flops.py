@@ -102,3 +102,16 @@ def test_every_node_has_flops_and_params_entries():
     assert all(f > 0 for f in by_op["Conv"]) and all(f > 0 for f in by_op["Clip"])
     assert by_op["Flatten"] == [0]
     onnx.checker.check_model(p.model)
+
+
+def test_resize_flops_follow_mode():
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [
+        helper.make_node("Resize", ["x", "", "scales"], ["n"], name="nearest", mode="nearest"),
+        helper.make_node("Resize", ["x", "", "scales"], ["l"], name="linear", mode="linear"),
+    ]
+    p = _prepared(nodes, [_f("x", [1, 2, 4, 4])], [_f("n", None), _f("l", None)], [scales])
+    assert p.shapes["n"] == [1, 2, 8, 8]
+    # nearest: one index computation per output value; linear over 2 axes: 4 taps, 2 FLOPs each.
+    assert p.node_flops["nearest"] == 128
+    assert p.node_flops["linear"] == 128 * 2 * 4
