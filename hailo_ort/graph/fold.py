@@ -113,8 +113,11 @@ def _constant_value(node: onnx.NodeProto) -> onnx.TensorProto | None:
 class _Folder:
     """One folding pass over a graph."""
 
-    def __init__(self, model: onnx.ModelProto, max_bytes: int) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, max_bytes: int, evaluators: dict[bytes, Any] | None = None
+    ) -> None:
         self.model = model
+        self.evaluators: dict[bytes, Any] = {} if evaluators is None else evaluators
         self.graph = model.graph
         self.max_bytes = max_bytes
         self.opsets = {
@@ -177,6 +180,24 @@ class _Folder:
                 return True
         return False
 
+    def _evaluator(self, node: onnx.NodeProto) -> Any:
+        """A reference evaluator for the node's op and attributes, shared by identical nodes
+        (inputs renamed ``i<k>``, outputs ``o<k>``): building one costs far more than running."""
+        from onnx.reference import ReferenceEvaluator
+
+        norm = onnx.NodeProto()
+        norm.op_type = node.op_type
+        norm.domain = node.domain
+        norm.input.extend(f"i{k}" if x else "" for k, x in enumerate(node.input))
+        norm.output.extend(f"o{k}" for k in range(len(node.output)))
+        norm.attribute.extend(node.attribute)
+        key = norm.SerializeToString()
+        evaluator = self.evaluators.get(key)
+        if evaluator is None:
+            evaluator = ReferenceEvaluator(norm, opsets=self.opsets)
+            self.evaluators[key] = evaluator
+        return evaluator
+
     def evaluate(self, node: onnx.NodeProto) -> list[np.ndarray] | list[onnx.TensorProto] | None:
         """Outputs of ``node`` if it can be folded, else None."""
         op = node.op_type
@@ -214,14 +235,12 @@ class _Folder:
             return None
         if op == "Identity":
             return [self.array(inputs[0])]
-        feeds = {x: self.array(x) for x in inputs}
+        feeds = {f"i{k}": self.array(x) for k, x in enumerate(node.input) if x}
         try:
-            from onnx.reference import ReferenceEvaluator
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with np.errstate(all="ignore"):
-                    results = ReferenceEvaluator(node, opsets=self.opsets).run(None, feeds)
+                    results = self._evaluator(node).run(None, feeds)
         except Exception as exc:  # any failure just means: not folded
             log.debug("not folding %s (%s): %s", node.name, op, exc)
             return None
@@ -312,8 +331,9 @@ def fold_constants(
     that fail to evaluate are left as they are. Dead nodes and initializers are removed.
     """
     folded: list[str] = []
+    evaluators: dict[bytes, Any] = {}
     for _ in range(max_rounds):
-        count = _Folder(model, max_bytes).run(folded)
+        count = _Folder(model, max_bytes, evaluators).run(folded)
         eliminate_dead(model.graph)
         if not count:
             break
