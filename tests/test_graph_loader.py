@@ -177,3 +177,12 @@ def test_corrupted_models_raise_only_model_errors():
             assert "\n" not in str(exc)
             errors += 1
     assert errors > 0
+
+
+def test_initializer_with_wrong_data_size():
+    model = _tiny_model()
+    model.graph.initializer[0].raw_data = model.graph.initializer[0].raw_data[:10]
+    with pytest.raises(ModelError, match=r"initializer 'w' has 10 bytes of data, expected 48"):
+        load_model(model.SerializeToString())
+    with pytest.raises(ModelError, match="initializer 'w'"):
+        prepare(model)

@@ -233,10 +233,10 @@ class _Folder:
             return None
         if self._too_big(node):
             return None
-        if op == "Identity":
-            return [self.array(inputs[0])]
-        feeds = {f"i{k}": self.array(x) for k, x in enumerate(node.input) if x}
         try:
+            if op == "Identity":
+                return [self.array(inputs[0])]
+            feeds = {f"i{k}": self.array(x) for k, x in enumerate(node.input) if x}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with np.errstate(all="ignore"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -103,6 +104,31 @@ def _load_external(model: onnx.ModelProto, base_dir: Path, source: str) -> None:
         del tensor.external_data[:]
 
 
+def _check_initializers(model: onnx.ModelProto, source: str) -> None:
+    """Raw initializer data must have the size its dims and type say (catches corrupt weights)."""
+    for tensor in model.graph.initializer:
+        if not tensor.raw_data or tensor.data_location == onnx.TensorProto.EXTERNAL:
+            continue
+        itemsize = _ITEMSIZE.get(tensor.data_type)
+        if itemsize is None:
+            continue
+        expected = math.prod(tensor.dims) * itemsize
+        if len(tensor.raw_data) != expected:
+            kind = onnx.TensorProto.DataType.Name(tensor.data_type)
+            raise ModelError(
+                f"{source}: initializer {tensor.name!r} has {len(tensor.raw_data)} bytes of data, "
+                f"expected {expected} for {kind} {list(tensor.dims)} (corrupt file?)"
+            )
+
+
+_T = onnx.TensorProto
+_ITEMSIZE = {
+    _T.FLOAT: 4, _T.DOUBLE: 8, _T.FLOAT16: 2, _T.BFLOAT16: 2, _T.INT8: 1, _T.UINT8: 1,
+    _T.INT16: 2, _T.UINT16: 2, _T.INT32: 4, _T.UINT32: 4, _T.INT64: 8, _T.UINT64: 8,
+    _T.BOOL: 1, _T.COMPLEX64: 8, _T.COMPLEX128: 16,
+}  # fmt: skip
+
+
 def load_model(model: ModelLike) -> onnx.ModelProto:
     """Load an ONNX model.
 
@@ -114,6 +140,7 @@ def load_model(model: ModelLike) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         source = f"model {model.graph.name!r}" if model.graph.name else "model"
         _check_structure(model, source)
+        _check_initializers(model, source)
         if _has_external_data(model):
             raise ModelError(
                 f"{source}: has unloaded external data; pass the model's path instead so it "
@@ -124,6 +151,7 @@ def load_model(model: ModelLike) -> onnx.ModelProto:
         source = "model bytes"
         proto = _parse(bytes(model), source)
         _check_structure(proto, source)
+        _check_initializers(proto, source)
         if _has_external_data(proto):
             raise ModelError(
                 f"{source}: the model refers to external data files; pass its path instead"
@@ -154,6 +182,7 @@ def load_model(model: ModelLike) -> onnx.ModelProto:
     _check_structure(proto, source)
     if _has_external_data(proto):
         _load_external(proto, path.resolve().parent, source)
+    _check_initializers(proto, source)
     return proto
 
 
