@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+# ../shared/fixtures from the project root; from a git worktree (/work/wt/<name>) it is further up.
+SHARED_FIXTURES = next(
+    (p / "shared" / "fixtures" for p in REPO_ROOT.parents if (p / "shared" / "fixtures").is_dir()),
+    REPO_ROOT.parent / "shared" / "fixtures",
+)
 
 
 def shared_fixture(relpath: str) -> Path:
