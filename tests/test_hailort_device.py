@@ -187,6 +187,17 @@ def test_vdevice_params_round_robin_group_and_service(fake_hp):
     assert params["multi_process_service"] is True
 
 
+def test_legacy_vdevice_params(fake_hp):
+    """HailoRT 4.15-4.17: scheduler off by default, no device_ids param, read-only service flag."""
+    fake_hp.fake_set_version("4.17.0")
+    fake_hp.STATE.device_ids = ["0000:01:00.0", "0000:02:00.0"]
+    with hailort.open_device("0000:02:00.0", group_id="G", multi_process_service=True) as device:
+        assert device.api == "vstreams" and device.device_ids == ["0000:02:00.0"]
+    params = fake_hp.STATE.vdevices_created[-1]
+    assert params["scheduling_algorithm"] == fake_hp.HailoSchedulingAlgorithm.ROUND_ROBIN
+    assert params["group_id"] == "G" and params["device_ids"] == ["0000:02:00.0"]
+
+
 def test_device_arch_is_read_from_board_info(fake_hp):
     fake_hp.STATE.arch = "HAILO8_A0"  # early silicon reports this name: same family
     with hailort.open_device() as device:

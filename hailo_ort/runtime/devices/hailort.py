@@ -347,10 +347,17 @@ def _create_shared_vdevice(
         if group_id is not None:
             params.group_id = group_id
         if multi_process_service:
-            params.multi_process_service = True
+            try:
+                params.multi_process_service = True
+            except AttributeError:  # HailoRT < 4.18: read-only, implied by a scheduler
+                if not getattr(params, "multi_process_service", False):
+                    raise DeviceError(
+                        "this HailoRT cannot set multi_process_service on the VDevice params"
+                    ) from None
         if device_id is not None:
-            params.device_ids = [device_id]
-        vdevice = hp.VDevice(params)
+            vdevice = hp.VDevice(params, device_ids=[device_id])
+        else:
+            vdevice = hp.VDevice(params)
     except Exception as exc:
         raise _hailort_error(where, "creating the VDevice", exc, hp=hp) from exc
     ids = [device_id] if device_id is not None else found

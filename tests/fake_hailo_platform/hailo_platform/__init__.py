@@ -419,6 +419,8 @@ def _same_id(a: str, b: str) -> bool:
 
 @dataclass
 class VDeviceParams:
+    """Params of HailoRT ≥ 4.18 (``VDevice.create_params()``)."""
+
     device_count: int = 1
     device_ids: list[str] = field(default_factory=list)
     scheduling_algorithm: HailoSchedulingAlgorithm = HailoSchedulingAlgorithm.ROUND_ROBIN
@@ -426,12 +428,40 @@ class VDeviceParams:
     multi_process_service: bool = False
 
 
+class LegacyVDeviceParams:
+    """Params of HailoRT 4.15-4.17: default scheduler NONE, no device_ids, and a read-only
+    multi_process_service that setting a scheduler turns on."""
+
+    __slots__ = ("_scheduling", "device_count", "group_id")
+
+    def __init__(self) -> None:
+        self.device_count = 1
+        self._scheduling = HailoSchedulingAlgorithm.NONE
+        self.group_id = "UNIQUE"
+
+    @property
+    def scheduling_algorithm(self) -> HailoSchedulingAlgorithm:
+        return self._scheduling
+
+    @scheduling_algorithm.setter
+    def scheduling_algorithm(self, value: HailoSchedulingAlgorithm) -> None:
+        self._scheduling = HailoSchedulingAlgorithm(value)
+
+    @property
+    def multi_process_service(self) -> bool:
+        return self._scheduling != HailoSchedulingAlgorithm.NONE
+
+    @property
+    def device_ids(self) -> list[str]:
+        return []
+
+
 class _LegacyVDevice:
     """VDevice of HailoRT < 4.18: configure() only."""
 
-    def __init__(self, params: VDeviceParams | None = None, *, device_ids: list[str] | None = None):
-        params = params if params is not None else VDeviceParams()
-        wanted = list(params.device_ids or device_ids or [])
+    def __init__(self, params: Any = None, *, device_ids: list[str] | None = None):
+        params = params if params is not None else type(self).create_params()
+        wanted = list(device_ids or params.device_ids or [])
         with STATE.lock:
             free = [
                 d for d in STATE.device_ids if not wanted or any(_same_id(d, w) for w in wanted)
@@ -452,14 +482,14 @@ class _LegacyVDevice:
                     "scheduling_algorithm": params.scheduling_algorithm,
                     "group_id": params.group_id,
                     "multi_process_service": params.multi_process_service,
-                    "device_ids": list(params.device_ids),
+                    "device_ids": wanted,
                 }
             )
             STATE.live_vdevices.append(self)
 
     @staticmethod
-    def create_params() -> VDeviceParams:
-        return VDeviceParams()
+    def create_params() -> Any:
+        return LegacyVDeviceParams()
 
     def release(self) -> None:
         with STATE.lock:
@@ -498,6 +528,10 @@ class _LegacyVDevice:
 
 class _AsyncVDevice(_LegacyVDevice):
     """VDevice of HailoRT ≥ 4.18: also create_infer_model."""
+
+    @staticmethod
+    def create_params() -> Any:
+        return VDeviceParams()
 
     def create_infer_model(self, hef_source: str | bytes, name: str = "") -> InferModel:
         hef = HEF(hef_source)
