@@ -353,8 +353,8 @@ def fake_output(
 ) -> np.ndarray:
     """The fake's output frame: a fill seeded by a CRC of the output name and the input bytes.
 
-    For float32 (NMS by class) outputs: every class has 0 boxes except class ``seed % classes``,
-    which has one box (0.1, 0.2, 0.6, 0.7, score) — the caller passes ``shape`` = (size,).
+    For float32 (NMS by class, classes packed back to back) outputs: class 0 has one box
+    (0.1, 0.2, 0.6, 0.7, score from the seed), every other class none.
     """
     seed = zlib.crc32(output_name.encode())
     for name in sorted(frame_inputs):
@@ -363,7 +363,6 @@ def fake_output(
     size = int(np.prod(shape))
     if dtype == np.float32:
         out = np.zeros(size, dtype=np.float32)
-        # shape info for NMS is carried by the caller; one box in the first class slot
         if size >= 6:
             out[0] = 1.0
             out[1:6] = [0.1, 0.2, 0.6, 0.7, (seed % 1000) / 1000.0]
