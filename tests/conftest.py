@@ -7,9 +7,13 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# ../shared/fixtures from the project root; from a git worktree (/work/wt/<name>) it is further up.
+# ../shared/fixtures from the project root; git worktrees (../wt/<name>) look one level higher.
 SHARED_FIXTURES = next(
-    (p / "shared" / "fixtures" for p in REPO_ROOT.parents if (p / "shared" / "fixtures").is_dir()),
+    (
+        base / "shared" / "fixtures"
+        for base in (REPO_ROOT.parent, REPO_ROOT.parent.parent)
+        if (base / "shared" / "fixtures").is_dir()
+    ),
     REPO_ROOT.parent / "shared" / "fixtures",
 )
 

@@ -311,7 +311,16 @@ def test_uint16_and_nms_outputs(fake_hp):
     )
     nms = outputs["det/nms"]
     assert nms.dtype == np.float32 and nms.shape == (2, 3 * (1 + 5 * 4))
-    assert nms[0, 0] == 1.0  # class 0 holds one box (count, then y_min, x_min, y_max, x_max, score)
+    # classes packed back to back: class 0 has 1 box (y_min, x_min, y_max, x_max, score),
+    # then the counts of classes 1 and 2 (0 boxes each)
+    np.testing.assert_allclose(nms[0, :5], [1.0, 0.1, 0.2, 0.6, 0.7])
+    assert nms[0, 6] == 0.0 and nms[0, 7] == 0.0
+    for i in range(2):
+        frame = {"det/input_layer1": inputs["det/input_layer1"][i]}
+        np.testing.assert_array_equal(
+            nms[i], fake_hp.fake_output("det/nms", frame, (63,), np.float32)
+        )
+    assert nms[0, 5] != nms[1, 5]  # the score follows each frame's own input
     formats = fake_hp.STATE.formats_set
     assert ("det/input_layer1", "type", int(fake_hp.FormatType.UINT16)) in formats
     assert ("det/nms", "type", int(fake_hp.FormatType.FLOAT32)) in formats
@@ -655,6 +664,40 @@ def test_arch_from_the_hef_reader(fake_hp):
         pytest.raises(ArchError, match="HEF built for HAILO8P, this device is HAILO8L"),
     ):
         device.load(shortcut_partition())
+
+
+@pytest.mark.parametrize(
+    "relpath, device_arch",
+    [
+        ("hailo-fork/shortcut_example.onnx", "HAILO8"),
+        ("hailo-fork/multiple_outputs.onnx", "HAILO8"),
+        ("hef/arcface_mobilefacenet_hailo8_v1.hef", "HAILO8"),
+        ("hef/scrfd_2.5g_hailo10h_v3.hef", "HAILO10H"),
+    ],
+)
+def test_every_fixture_hef_loads_and_runs_with_the_reader(fake_hp, relpath, device_arch):
+    """Stream specs from hailo_ort.hef.read, as the session would build them."""
+    hef_module = importlib.import_module("hailo_ort.hef")
+    if not hasattr(hef_module, "read"):
+        pytest.skip("hailo_ort.hef.read is not available in this tree yet")
+    if relpath.endswith(".onnx"):
+        hef = _fork_hef(Path(relpath).stem)
+    else:
+        hef = shared_fixture(relpath).read_bytes()
+    group = hef_module.read(hef).network_groups[0]
+
+    def spec(v):
+        h, w, c = v.shape
+        order = v.host_format_order
+        frame = (c,) if order == "NC" else (h, w, c)
+        return _spec(v.name, frame, order=order, dtype=v.dtype)
+
+    part = _compiled(hef, [spec(v) for v in group.inputs], [spec(v) for v in group.outputs])
+    fake_hp.STATE.arch = device_arch
+    with hailort.open_device() as device:
+        loaded = device.load(part)
+        inputs = _inputs(part, frames=1)
+        _assert_outputs(fake_hp, part, inputs, loaded.infer(inputs, timeout_ms=5000))
 
 
 # ---------------------------------------------------------------------------------------------

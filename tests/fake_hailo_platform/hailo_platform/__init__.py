@@ -9,7 +9,8 @@ ConfigureParams / InferVStreams API. Tests load it under the name ``hailo_platfo
 Knobs for tests live in :data:`STATE` (device ids and arch, fault injection, records of what the
 caller configured) and :func:`fake_set_version` (below 4.18 the VDevice has no
 ``create_infer_model``, as in real HailoRT). HEF metadata comes from a table of the real fixture
-HEFs (facts from ../shared/fixtures/README.md) or from :func:`make_fake_hef` bytes.
+HEFs (facts from ../shared/fixtures/README.md), from hailo-ort's own HEF reader
+(``hailo_ort.hef.read``) when it is importable, or from :func:`make_fake_hef` bytes.
 
 Outputs: every output frame is :func:`fake_output` of the output name and the bytes of that
 frame's inputs, so a test can check that data really flowed and frames were not mixed up.
@@ -22,6 +23,7 @@ import json
 import re
 import threading
 import time
+import warnings
 import zlib
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
@@ -259,7 +261,8 @@ class FakeHefMeta:
         )
 
 
-# Real fixture HEFs (sha256 of the HEF bytes) → facts from ../shared/fixtures/README.md.
+# Real fixture HEFs (sha256 of the HEF bytes) → facts from ../shared/fixtures/README.md, for when
+# hailo_ort.hef.read is not available (the README does not give all of scrfd's outputs).
 _KNOWN_HEFS: dict[str, FakeHefMeta] = {
     # hailo-fork/shortcut_example.onnx, embedded HEF
     "e615c1b47ce146f329d2f15689135243c4b171a026d25af8bf08aee5a1fe99dd": FakeHefMeta(
@@ -297,16 +300,6 @@ _KNOWN_HEFS: dict[str, FakeHefMeta] = {
             )
         ],
     ),
-    # hef/scrfd_2.5g_hailo10h_v3.hef: only the facts the README gives (not runnable here)
-    "0f7f36c2d6b520afda2fa9252f1fef6ce93a9796ed3d2b9e929c6618c935fbe5": FakeHefMeta(
-        "HAILO15H",
-        "scrfd_2_5g",
-        [FakeStream("scrfd_2_5g/input_layer1", [640, 640, 3])],
-        [
-            FakeStream("scrfd_2_5g/conv44", [80, 80, 20], qp_zp=121, qp_scale=0.026140496),
-            FakeStream("scrfd_2_5g/conv49", [40, 40, 2], qp_scale=0.0039215689, limvals_max=1),
-        ],
-    ),
 }
 
 _FAKE_MAGIC = b"FAKEHEF:"
@@ -325,10 +318,57 @@ def make_fake_hef(meta: FakeHefMeta) -> bytes:
     return _FAKE_MAGIC + json.dumps(asdict(meta), sort_keys=True).encode()
 
 
+def _meta_from_reader(data: bytes) -> FakeHefMeta | None:
+    """The HEF's metadata from hailo-ort's own HEF reader, when it is importable."""
+    try:
+        from hailo_ort.hef import read
+    except ImportError:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = read(data)
+        group = info.network_groups[0]
+
+        def stream(v: Any) -> FakeStream:
+            q = v.quant
+            quant = {
+                "qp_zp": float(q.zp),
+                "qp_scale": float(q.scale),
+                "limvals_min": float(q.limvals_min),
+                "limvals_max": float(q.limvals_max),
+            }
+            if v.is_nms:
+                return FakeStream(
+                    v.name,
+                    [0],
+                    order="HAILO_NMS_BY_CLASS",
+                    type="FLOAT32",
+                    nms_classes=int(v.nms_classes),
+                    nms_max_bboxes=int(v.nms_max_bboxes_per_class),
+                    **quant,
+                )
+            h, w, c = (int(d) for d in v.shape)
+            order = v.host_format_order
+            shape = [c] if order == "NC" else [h, w, c]
+            return FakeStream(v.name, shape, order=order, type=v.format_type, **quant)
+
+        return FakeHefMeta(
+            info.hw_arch_name,
+            group.name,
+            [stream(v) for v in group.inputs],
+            [stream(v) for v in group.outputs],
+            periph_in_hailort=not info.is_outdated,
+        )
+    except Exception:  # the reader refuses it: let the table / HailoRT's rules decide
+        return None
+
+
 def _hef_meta(data: bytes) -> FakeHefMeta:
+    """Metadata of a HEF: fake bytes, else our HEF reader, else the fixture table."""
     if data.startswith(_FAKE_MAGIC):
         return FakeHefMeta.from_dict(json.loads(data[len(_FAKE_MAGIC) :]))
-    meta = _KNOWN_HEFS.get(hashlib.sha256(data).hexdigest())
+    meta = _meta_from_reader(data) or _KNOWN_HEFS.get(hashlib.sha256(data).hexdigest())
     if meta is not None:
         return meta
     if data[:4] == b"\x01HEF":
