@@ -242,6 +242,11 @@ def test_async_load_and_run_shortcut(fake_hp):
         outputs2 = loaded.infer(inputs2, timeout_ms=2000)
         _assert_outputs(fake_hp, part, inputs2, outputs2)
         assert outputs2["shortcut_rubinator/shortcut1"].ctypes.data == first_pointer  # reused
+        loaded.reuse_outputs = False  # fresh buffers: earlier results stay intact
+        outputs3 = loaded.infer(inputs, timeout_ms=2000)
+        _assert_outputs(fake_hp, part, inputs, outputs3)
+        _assert_outputs(fake_hp, part, inputs2, outputs2)
+        assert outputs3["shortcut_rubinator/shortcut1"].ctypes.data % 4096 == 0
         loaded.close()
         loaded.close()  # idempotent
     formats = fake_hp.STATE.formats_set
@@ -705,12 +710,13 @@ def test_every_fixture_hef_loads_and_runs_with_the_reader(fake_hp, relpath, devi
 
 
 def test_shared_vdevice_reference_counting(fake_hp):
+    parts = [shortcut_partition(i) for i in range(3)]
     first = hailort.open_device()
     second = hailort.open_device()
     third = hailort.open_device()
     assert len(fake_hp.STATE.vdevices_created) == 1
     assert hailort.open_vdevices() == {(None, None, False): 3}
-    loaded = [d.load(shortcut_partition(i)) for i, d in enumerate((first, second, third))]
+    loaded = [d.load(p) for p, d in zip(parts, (first, second, third))]
     first.close()
     first.close()  # idempotent: does not drop another reference
     assert hailort.open_vdevices() == {(None, None, False): 2}
@@ -718,7 +724,7 @@ def test_shared_vdevice_reference_counting(fake_hp):
     inputs = _inputs(loaded[1])
     _assert_outputs(fake_hp, loaded[1], inputs, loaded[1].infer(inputs, timeout_ms=2000))
     with pytest.raises(DeviceError, match="closed"):
-        first.load(shortcut_partition())
+        first.load(parts[0])
     second.close()
     third.close()
     assert hailort.open_vdevices() == {}
@@ -736,14 +742,15 @@ def test_a_second_vdevice_on_a_busy_device_is_explained(fake_hp):
 
 
 def test_many_threads_share_one_vdevice(fake_hp):
-    keeper = hailort.open_device()
     part_count = 8
+    parts = [shortcut_partition(i) for i in range(part_count)]
+    keeper = hailort.open_device()
     errors: list[BaseException] = []
 
     def session(i: int) -> None:
         try:
             with hailort.open_device() as device:
-                loaded = device.load(shortcut_partition(i), batch_size=1)
+                loaded = device.load(parts[i], batch_size=1)
                 for seed in range(3):
                     inputs = _inputs(loaded, frames=2, seed=100 * i + seed)
                     _assert_outputs(fake_hp, loaded, inputs, loaded.infer(inputs, 3000))

@@ -714,7 +714,14 @@ class _Request:
 
 
 class _AsyncPartition(_HailoRTPartition):
-    """A partition on the InferModel API: one binding per frame, jobs bounded by timeouts."""
+    """A partition on the InferModel API: one binding per frame, jobs bounded by timeouts.
+
+    ``reuse_outputs`` (default True): outputs land in reused page-aligned buffers (see
+    :meth:`infer` and :meth:`infer_async` for how long they stay valid); set it to False to get
+    fresh buffers on every call.
+    """
+
+    reuse_outputs: bool = True
 
     def __init__(
         self, device: HailoRTDevice, compiled: CompiledPartition, batch_size: int, ctx: _LoadContext
@@ -895,7 +902,7 @@ class _AsyncPartition(_HailoRTPartition):
                 self._in_flight.discard(request)
             if not ok:
                 self._mark_broken(request.generation)
-            elif pooled and request.outputs is not None:
+            elif pooled and self.reuse_outputs and request.outputs is not None:
                 self._give_pool_set(frames, request.outputs)
 
         return done
@@ -904,7 +911,8 @@ class _AsyncPartition(_HailoRTPartition):
         """Run the frames of ``inputs`` (batch first) and wait for them at most ``timeout_ms``.
 
         The returned arrays are this thread's reused output buffers: valid until this thread's
-        next ``infer`` on this partition (copy them to keep them longer).
+        next ``infer`` on this partition (copy them to keep them longer, or set
+        ``reuse_outputs = False``).
         """
         arrays, frames = self._checked_inputs(inputs)
         timeout_ms = _positive_timeout(timeout_ms, self.where)
@@ -914,7 +922,7 @@ class _AsyncPartition(_HailoRTPartition):
         def on_complete(outputs: DeviceOutputs | None, error: BaseException | None) -> None:
             result["outputs"], result["error"] = outputs, error
 
-        outputs = self._thread_set(frames)
+        outputs = self._thread_set(frames) if self.reuse_outputs else self._new_output_set(frames)
         request = _Request(on_complete, outputs, self._request_done(frames, pooled=False))
         jobs = self._submit(arrays, frames, request, deadline, timeout_ms)
         try:
@@ -941,8 +949,9 @@ class _AsyncPartition(_HailoRTPartition):
         timeout_ms: int,
     ) -> None:
         """Start the frames of ``inputs``; ``callback(outputs, error)`` runs exactly once, on a
-        HailoRT thread (or the timeout watchdog). ``outputs`` are pooled buffers, valid only
-        until the callback returns: copy or consume them there."""
+        HailoRT thread (or the timeout watchdog): keep it short and do not wait on this
+        partition from it. ``outputs`` are pooled buffers, valid only until the callback returns
+        (copy or consume them there), unless ``reuse_outputs`` is False."""
         try:
             arrays, frames = self._checked_inputs(inputs)
             timeout_ms = _positive_timeout(timeout_ms, self.where)
