@@ -430,13 +430,15 @@ def test_wait_for_async_ready_timeout(fake_hp):
         errors = []
         loaded.infer_async(_inputs(part, frames=1), lambda o, e: errors.append(e), timeout_ms=5000)
         # The queue is full (the first job hangs): the next call cannot even be queued.
-        other = _compile_other_thread_infer(loaded, _inputs(part, frames=1), timeout_ms=150)
+        other = _infer_in_other_thread(loaded, _inputs(part, frames=1), timeout_ms=150)
         assert isinstance(other, DeviceError)
         assert "wait_for_async_ready" in str(other) and "HAILO_TIMEOUT" in str(other)
+        # back-pressure alone does not reset the configuration (the first job is still pending)
+        assert fake_hp.STATE.shutdowns == 0 and errors == []
     assert len(errors) == 1 and isinstance(errors[0], DeviceError)  # closed → aborted
 
 
-def _compile_other_thread_infer(loaded, inputs, timeout_ms):
+def _infer_in_other_thread(loaded, inputs, timeout_ms):
     box: dict[str, Any] = {}
 
     def run():

@@ -681,6 +681,7 @@ class _Request:
         self.outputs: dict[str, np.ndarray] | None = outputs
         self.pending = 1
         self.generation = -1
+        self.reset_needed = True  # a failure means the configuration must be reset
         self.done = False
         self._on_done = on_done
 
@@ -892,7 +893,17 @@ class _AsyncPartition(_HailoRTPartition):
                     action = "starting inference (run_async)"
                     jobs.append(configured.run_async(chunk, callback))
             except Exception as exc:
-                self._mark_broken(generation)
+                # The device queue staying full before anything of this request was launched is
+                # back-pressure, not a fault: keep the configuration (its stuck jobs, if any,
+                # time out on their own and trigger the reset).
+                if (
+                    not jobs
+                    and action.startswith("waiting")
+                    and hailort_status(exc) == "HAILO_TIMEOUT"
+                ):
+                    request.reset_needed = False
+                else:
+                    self._mark_broken(generation)
                 request.finish(self._ctx.error(action, exc, timeout_ms=timeout_ms))
         return jobs
 
@@ -900,7 +911,7 @@ class _AsyncPartition(_HailoRTPartition):
         def done(request: _Request, ok: bool) -> None:
             with self._state_lock:
                 self._in_flight.discard(request)
-            if not ok:
+            if not ok and request.reset_needed:
                 self._mark_broken(request.generation)
             elif pooled and self.reuse_outputs and request.outputs is not None:
                 self._give_pool_set(frames, request.outputs)
