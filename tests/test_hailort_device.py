@@ -238,15 +238,27 @@ def test_async_load_and_run_shortcut(fake_hp):
         assert not np.array_equal(out[0], out[1])
         first_pointer = out.ctypes.data
         assert first_pointer % 4096 == 0  # page-aligned output buffer
+        # while the caller holds the first results, they are not reused and stay intact
         inputs2 = _inputs(part, frames=2, seed=1)
         outputs2 = loaded.infer(inputs2, timeout_ms=2000)
         _assert_outputs(fake_hp, part, inputs2, outputs2)
-        assert outputs2["shortcut_rubinator/shortcut1"].ctypes.data == first_pointer  # reused
-        loaded.reuse_outputs = False  # fresh buffers: earlier results stay intact
-        outputs3 = loaded.infer(inputs, timeout_ms=2000)
-        _assert_outputs(fake_hp, part, inputs, outputs3)
-        _assert_outputs(fake_hp, part, inputs2, outputs2)
-        assert outputs3["shortcut_rubinator/shortcut1"].ctypes.data % 4096 == 0
+        _assert_outputs(fake_hp, part, inputs, outputs)
+        assert outputs2["shortcut_rubinator/shortcut1"].ctypes.data != first_pointer
+        # a view keeps its buffer alive too
+        view = outputs["shortcut_rubinator/shortcut1"][1:]
+        del out, outputs
+        outputs3 = loaded.infer(_inputs(part, frames=2, seed=2), timeout_ms=2000)
+        assert outputs3["shortcut_rubinator/shortcut1"].ctypes.data != first_pointer
+        # once dropped, the buffers are reused
+        del view, outputs3
+        outputs4 = loaded.infer(inputs, timeout_ms=2000)
+        _assert_outputs(fake_hp, part, inputs, outputs4)
+        assert outputs4["shortcut_rubinator/shortcut1"].ctypes.data == first_pointer
+        loaded.reuse_outputs = False  # no pool: a fresh buffer every call
+        del outputs4
+        outputs5 = loaded.infer(inputs, timeout_ms=2000)
+        assert outputs5["shortcut_rubinator/shortcut1"].ctypes.data != first_pointer
+        assert outputs5["shortcut_rubinator/shortcut1"].ctypes.data % 4096 == 0
         loaded.close()
         loaded.close()  # idempotent
     formats = fake_hp.STATE.formats_set
@@ -516,6 +528,31 @@ def test_infer_async_timeout_calls_back_once(fake_hp):
     time.sleep(0.05)
     assert len(got) == 1
     assert got[0][0] is None and "timed out after 100 ms" in str(got[0][1])
+
+
+def test_infer_async_results_kept_by_the_caller_stay_intact(fake_hp):
+    """A caller may keep async outputs after its callback returned (e.g. to concatenate)."""
+    part = shortcut_partition()
+    kept: dict[int, dict[str, np.ndarray]] = {}
+    done = threading.Semaphore(0)
+    with hailort.open_device() as device:
+        loaded = device.load(part)
+        requests = [_inputs(part, frames=1, seed=i) for i in range(12)]
+        for i, inputs in enumerate(requests):
+
+            def callback(outputs, error, i=i):
+                assert error is None
+                kept[i] = outputs
+                done.release()
+
+            loaded.infer_async(inputs, callback, timeout_ms=3000)
+            if i % 3 == 2:  # let some complete before the next ones start
+                for _ in range(3):
+                    assert done.acquire(timeout=5.0)
+        for i, inputs in enumerate(requests):
+            _assert_outputs(fake_hp, part, inputs, kept[i])
+        pointers = {v["shortcut_rubinator/shortcut1"].ctypes.data for v in kept.values()}
+        assert len(pointers) == 12  # no buffer was handed out twice
 
 
 def test_infer_async_bad_input_goes_to_the_callback(fake_hp):

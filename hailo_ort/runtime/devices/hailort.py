@@ -24,6 +24,7 @@ import itertools
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -656,6 +657,20 @@ class _HailoRTPartition(LoadedPartition):
 # Async InferModel API (HailoRT ≥ 4.18)
 
 
+def _max_refcount(outputs: dict[str, np.ndarray]) -> int:
+    """The largest reference count among the arrays of an output set (CPython)."""
+    getrefcount = getattr(sys, "getrefcount", None)
+    if getrefcount is None:  # no reference counts: never reuse
+        return 1 << 30
+    return max((getrefcount(outputs[name]) for name in outputs), default=0)
+
+
+#: The count of an array referenced only by its output-set dict (measured, not assumed).
+_POOL_ONLY_REFCOUNT = _max_refcount({"calibration": np.empty(1)})
+#: Output sets kept per partition for reuse.
+_POOL_LIMIT = 8
+
+
 def _aligned_empty(shape: Sequence[int], dtype: Any) -> np.ndarray:
     try:
         from ..._native import aligned_empty
@@ -704,7 +719,7 @@ class _Request:
         try:
             if callback is not None:
                 if error is None:
-                    callback(outputs, None)
+                    callback(dict(outputs), None)  # the caller's own dict: its refs are counted
                 else:
                     callback(None, error)
         except Exception:
@@ -717,9 +732,11 @@ class _Request:
 class _AsyncPartition(_HailoRTPartition):
     """A partition on the InferModel API: one binding per frame, jobs bounded by timeouts.
 
-    ``reuse_outputs`` (default True): outputs land in reused page-aligned buffers (see
-    :meth:`infer` and :meth:`infer_async` for how long they stay valid); set it to False to get
-    fresh buffers on every call.
+    Outputs land in page-aligned buffers. A completed request's buffers go to a small pool and
+    are reused only once the caller holds no reference to them any more (CPython reference
+    counts), so results stay valid for as long as the caller keeps them. ``reuse_outputs =
+    False`` turns the pool off. Buffers of failed or timed-out jobs are never reused (HailoRT
+    might still write into them).
     """
 
     reuse_outputs: bool = True
@@ -778,9 +795,8 @@ class _AsyncPartition(_HailoRTPartition):
         self._broken_generation: int | None = None
         self._configured: Any = None
         self._queue_size = max(1, batch_size)
-        self._pool: dict[int, list[dict[str, np.ndarray]]] = {}
+        self._pool: list[tuple[int, dict[str, np.ndarray]]] = []  # (frames, output set)
         self._pool_lock = threading.Lock()
-        self._thread_buffers = threading.local()
         self._in_flight: set[_Request] = set()
         self._configure()
 
@@ -824,33 +840,23 @@ class _AsyncPartition(_HailoRTPartition):
             for name, (shape, dtype) in self._out_frame.items()
         }
 
-    def _take_pool_set(self, frames: int) -> dict[str, np.ndarray]:
-        with self._pool_lock:
-            free = self._pool.get(frames)
-            if free:
-                return free.pop()
+    def _take_output_set(self, frames: int) -> dict[str, np.ndarray]:
+        """A pooled output set for ``frames`` that nobody references any more, or a new one."""
+        if self.reuse_outputs:
+            with self._pool_lock:
+                for i, (n, outputs) in enumerate(self._pool):
+                    if n == frames and _max_refcount(outputs) <= _POOL_ONLY_REFCOUNT:
+                        del self._pool[i]
+                        return outputs
         return self._new_output_set(frames)
 
-    def _give_pool_set(self, frames: int, outputs: dict[str, np.ndarray]) -> None:
-        with self._pool_lock:
-            free = self._pool.setdefault(frames, [])
-            if len(free) < 8:
-                free.append(outputs)
-
-    def _thread_set(self, frames: int) -> dict[str, np.ndarray]:
-        sets: dict[int, dict[str, np.ndarray]] | None = getattr(self._thread_buffers, "sets", None)
-        if sets is None:
-            sets = self._thread_buffers.sets = {}
-        outputs = sets.get(frames)
-        if outputs is None:
-            outputs = sets[frames] = self._new_output_set(frames)
-        return outputs
-
-    def _drop_thread_set(self, frames: int) -> None:
-        # After a timeout HailoRT may still write into these buffers: never reuse them.
-        sets = getattr(self._thread_buffers, "sets", None)
-        if sets is not None:
-            sets.pop(frames, None)
+    def _give_output_set(self, frames: int, outputs: dict[str, np.ndarray]) -> None:
+        """Keep a completed request's set for reuse once the caller has dropped its arrays."""
+        if self.reuse_outputs:
+            with self._pool_lock:
+                self._pool.append((frames, outputs))
+                if len(self._pool) > _POOL_LIMIT:
+                    del self._pool[0]
 
     # -- running -------------------------------------------------------------------------------
 
@@ -907,23 +913,22 @@ class _AsyncPartition(_HailoRTPartition):
                 request.finish(self._ctx.error(action, exc, timeout_ms=timeout_ms))
         return jobs
 
-    def _request_done(self, frames: int, pooled: bool) -> Callable[[_Request, bool], None]:
+    def _request_done(self, frames: int) -> Callable[[_Request, bool], None]:
         def done(request: _Request, ok: bool) -> None:
             with self._state_lock:
                 self._in_flight.discard(request)
             if not ok and request.reset_needed:
                 self._mark_broken(request.generation)
-            elif pooled and self.reuse_outputs and request.outputs is not None:
-                self._give_pool_set(frames, request.outputs)
+            elif request.outputs is not None:
+                self._give_output_set(frames, request.outputs)
 
         return done
 
     def infer(self, inputs: dict[str, np.ndarray], timeout_ms: int) -> DeviceOutputs:
         """Run the frames of ``inputs`` (batch first) and wait for them at most ``timeout_ms``.
 
-        The returned arrays are this thread's reused output buffers: valid until this thread's
-        next ``infer`` on this partition (copy them to keep them longer, or set
-        ``reuse_outputs = False``).
+        The returned arrays are page-aligned buffers that belong to the caller; once it drops
+        them (and any views of them) they are reused by a later call.
         """
         arrays, frames = self._checked_inputs(inputs)
         timeout_ms = _positive_timeout(timeout_ms, self.where)
@@ -933,8 +938,7 @@ class _AsyncPartition(_HailoRTPartition):
         def on_complete(outputs: DeviceOutputs | None, error: BaseException | None) -> None:
             result["outputs"], result["error"] = outputs, error
 
-        outputs = self._thread_set(frames) if self.reuse_outputs else self._new_output_set(frames)
-        request = _Request(on_complete, outputs, self._request_done(frames, pooled=False))
+        request = _Request(on_complete, self._take_output_set(frames), self._request_done(frames))
         jobs = self._submit(arrays, frames, request, deadline, timeout_ms)
         try:
             for job in jobs:
@@ -949,7 +953,6 @@ class _AsyncPartition(_HailoRTPartition):
             )
         error = result.get("error")
         if error is not None:
-            self._drop_thread_set(frames)
             raise error
         return dict(result["outputs"])
 
@@ -961,8 +964,7 @@ class _AsyncPartition(_HailoRTPartition):
     ) -> None:
         """Start the frames of ``inputs``; ``callback(outputs, error)`` runs exactly once, on a
         HailoRT thread (or the timeout watchdog): keep it short and do not wait on this
-        partition from it. ``outputs`` are pooled buffers, valid only until the callback returns
-        (copy or consume them there), unless ``reuse_outputs`` is False."""
+        partition from it. ``outputs`` belong to the caller, as with :meth:`infer`."""
         try:
             arrays, frames = self._checked_inputs(inputs)
             timeout_ms = _positive_timeout(timeout_ms, self.where)
@@ -970,8 +972,7 @@ class _AsyncPartition(_HailoRTPartition):
             callback(None, exc)
             return
         deadline = time.monotonic() + timeout_ms / 1000.0
-        outputs = self._take_pool_set(frames)
-        request = _Request(callback, outputs, self._request_done(frames, pooled=True))
+        request = _Request(callback, self._take_output_set(frames), self._request_done(frames))
         _WATCHDOG.schedule(
             deadline,
             lambda: request.finish(

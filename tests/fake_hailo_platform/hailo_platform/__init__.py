@@ -848,32 +848,37 @@ class ConfiguredInferModel:
                     self._cond.wait()
                 if not self._queue:
                     return
-                number, bindings, callback, job = self._queue.pop(0)
+                entry = self._queue.pop(0)
                 aborted = self._shutdown or self._broken
-            if aborted:
-                self._finish(bindings, callback, job, status_exception("HAILO_STREAM_ABORT"))
-                continue
-            if number in STATE.hang_jobs:
-                with self._cond:
-                    while not self._shutdown:
-                        self._cond.wait()
-                self._finish(bindings, callback, job, status_exception("HAILO_STREAM_ABORT"))
-                continue
-            if number in STATE.fail_jobs:
-                with self._cond:
-                    self._broken = True
-                self._finish(bindings, callback, job, status_exception(STATE.fail_status))
-                continue
-            if STATE.job_delay_s:
-                time.sleep(STATE.job_delay_s)
-            for b in bindings:
-                frame = {n: s._buffer for n, s in b._inputs.items()}
-                for name, stream in b._outputs.items():
-                    value = fake_output(name, frame, stream._frame_shape, stream._dtype)
-                    np.copyto(stream._buffer, value.reshape(stream._buffer.shape))
-            with STATE.lock:
-                STATE.frames_run += len(bindings)
-            self._finish(bindings, callback, job, None)
+            self._process(entry, aborted)
+            entry = None  # like HailoRT's buffer guards: drop the buffers once the job is done
+
+    def _process(self, entry: tuple[int, list[Any], Any, AsyncInferJob], aborted: bool) -> None:
+        number, bindings, callback, job = entry
+        if aborted:
+            self._finish(bindings, callback, job, status_exception("HAILO_STREAM_ABORT"))
+            return
+        if number in STATE.hang_jobs:
+            with self._cond:
+                while not self._shutdown:
+                    self._cond.wait()
+            self._finish(bindings, callback, job, status_exception("HAILO_STREAM_ABORT"))
+            return
+        if number in STATE.fail_jobs:
+            with self._cond:
+                self._broken = True
+            self._finish(bindings, callback, job, status_exception(STATE.fail_status))
+            return
+        if STATE.job_delay_s:
+            time.sleep(STATE.job_delay_s)
+        for b in bindings:
+            frame = {n: s._buffer for n, s in b._inputs.items()}
+            for name, stream in b._outputs.items():
+                value = fake_output(name, frame, stream._frame_shape, stream._dtype)
+                np.copyto(stream._buffer, value.reshape(stream._buffer.shape))
+        with STATE.lock:
+            STATE.frames_run += len(bindings)
+        self._finish(bindings, callback, job, None)
 
     def shutdown(self) -> None:
         with self._cond:
