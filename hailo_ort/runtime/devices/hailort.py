@@ -643,6 +643,7 @@ class _HailoRTPartition(LoadedPartition):
         return arrays, frames
 
     def close(self) -> None:
+        """Shut the partition down (requests still pending fail with DeviceError); idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -650,6 +651,7 @@ class _HailoRTPartition(LoadedPartition):
         self._device._forget(self)
 
     def _release(self) -> None:
+        """Release the HailoRT objects of the partition (subclasses)."""
         raise NotImplementedError
 
 
