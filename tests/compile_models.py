@@ -104,3 +104,82 @@ def image_feeds(n: int, seed: int = 1) -> list[dict[str, np.ndarray]]:
         img = np.clip(np.round(np.stack(chans)), 0, 255).astype(np.float32)
         feeds.append({"x": img[None]})
     return feeds
+
+
+def arcface_like() -> onnx.ModelProto:
+    """A tiny model with the boundary shapes of the real arcface_mobilefacenet HEF fixture.
+
+    x [1,3,112,112] 0..255 → Sub_0 (127.5) → Mul_1 (1/128) → Conv_2 → Relu_3 →
+    GlobalAveragePool_4 → Flatten_5 → MatMul_95 → BatchNormalization_96 → fc1 [1,512] →
+    Mul_97 (CPU tail) → embedding. The fixture's output vstream lists MatMul_95 and
+    BatchNormalization_96 as its original names.
+    """
+    rng = np.random.default_rng(5)
+    inits = [
+        numpy_helper.from_array(np.array(127.5, np.float32), "mean"),
+        numpy_helper.from_array(np.array(1 / 128, np.float32), "inv_std"),
+        numpy_helper.from_array((rng.standard_normal((8, 3, 8, 8)) * 0.1).astype(np.float32), "w"),
+        numpy_helper.from_array((rng.standard_normal((8, 512)) * 0.3).astype(np.float32), "fcw"),
+        numpy_helper.from_array(np.ones(512, np.float32), "bn_scale"),
+        numpy_helper.from_array(np.zeros(512, np.float32), "bn_bias"),
+        numpy_helper.from_array(np.zeros(512, np.float32), "bn_mean"),
+        numpy_helper.from_array(np.ones(512, np.float32), "bn_var"),
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["x", "mean"], ["xs"], name="Sub_0"),
+        helper.make_node("Mul", ["xs", "inv_std"], ["xn"], name="Mul_1"),
+        helper.make_node("Conv", ["xn", "w"], ["c"], name="Conv_2", strides=[8, 8]),
+        helper.make_node("Relu", ["c"], ["r"], name="Relu_3"),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="GlobalAveragePool_4"),
+        helper.make_node("Flatten", ["g"], ["f"], name="Flatten_5"),
+        helper.make_node("MatMul", ["f", "fcw"], ["mm"], name="MatMul_95"),
+        helper.make_node(
+            "BatchNormalization",
+            ["mm", "bn_scale", "bn_bias", "bn_mean", "bn_var"],
+            ["fc1"],
+            name="BatchNormalization_96",
+        ),
+        helper.make_node("Mul", ["fc1", "two"], ["embedding"], name="Mul_97"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "arcface_like",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 512])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def arcface_partition() -> Partition:
+    return Partition(
+        index=0,
+        nodes=[
+            "Sub_0",
+            "Mul_1",
+            "Conv_2",
+            "Relu_3",
+            "GlobalAveragePool_4",
+            "Flatten_5",
+            "MatMul_95",
+            "BatchNormalization_96",
+        ],
+        start_nodes=["Conv_2"],
+        end_nodes=["BatchNormalization_96"],
+        inputs=[TensorSpec("x", [1, 3, 112, 112], "float32")],
+        outputs=[TensorSpec("fc1", [1, 512], "float32")],
+    )
+
+
+def arcface_normalization():
+    from hailo_ort.partition.types import Normalization
+
+    return Normalization("x", [127.5] * 3, [128.0] * 3, nodes=["Sub_0", "Mul_1"])
+
+
+def arcface_feeds(n: int, seed: int = 2) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.integers(0, 256, (1, 3, 112, 112)).astype(np.float32)} for _ in range(n)]

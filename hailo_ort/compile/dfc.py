@@ -129,13 +129,20 @@ class DfcRun:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
+def _log_tail(path: Path, lines: int = 6) -> str:
+    """The last meaningful lines of a DFC log, on one line (traceback frames left out)."""
     try:
         text = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    tail = [line for line in text if line.strip()][-lines:]
-    return "\n".join("  | " + line for line in tail)
+    kept = [
+        line.strip()
+        for line in text
+        if line.strip() and not line[:1].isspace() and not line.startswith("Traceback")
+    ]
+    if not kept:
+        return ""
+    return "; last log lines: " + " | ".join(kept[-lines:])
 
 
 def _error_message(event: dict[str, Any], job: dict[str, Any], python: str) -> str:
@@ -230,8 +237,8 @@ def run_worker(
             _kill(proc)
             thread.join(5)
             raise CompileError(
-                f"the DFC did not finish within {timeout:g} s and was stopped; log: {log_path}\n"
-                + _log_tail(log_path)
+                f"the DFC did not finish within {timeout:g} s and was stopped; "
+                f"DFC log: {log_path}{_log_tail(log_path)}"
             ) from None
         except BaseException:
             _kill(proc)
@@ -245,7 +252,7 @@ def run_worker(
             message = _error_message(error, job, python)
         else:
             message = f"the DFC worker exited with code {code} without a result"
-        raise CompileError(f"{message}\nDFC log: {log_path}\n{_log_tail(log_path)}".rstrip())
+        raise CompileError(f"{message}; DFC log: {log_path}{_log_tail(log_path)}")
     hef_path = Path(done.get("hef", job["output_hef"]))
     try:
         hef = hef_path.read_bytes()
@@ -367,9 +374,19 @@ def net_input_shapes(model: onnx.ModelProto, partition: Partition) -> dict[str, 
 def partition_normalizations(
     partition: Partition, normalizations: Sequence[Normalization]
 ) -> list[Normalization]:
-    """The normalisations whose nodes are all inside the partition (the DFC will fold them)."""
+    """The normalisations the DFC should apply through its model script.
+
+    Those whose nodes are all inside the partition but before its start nodes: the parser
+    skips them, so the partition's input stays the raw model input and the DFC's
+    ``normalization`` layer does their work on the device.
+    """
     inside = set(partition.nodes)
-    return [n for n in normalizations if n.nodes and set(n.nodes) <= inside]
+    starts = set(partition.start_nodes)
+    return [
+        n
+        for n in normalizations
+        if n.nodes and set(n.nodes) <= inside and not set(n.nodes) & starts
+    ]
 
 
 def write_calibration(
@@ -502,6 +519,43 @@ def streams_from_hef(
     )
 
 
+def prepare_job(
+    model: onnx.ModelProto,
+    partition: Partition,
+    calibration: Sequence[dict[str, np.ndarray]],
+    arch: str,
+    workdir: Path,
+    *,
+    normalizations: Sequence[Normalization] = (),
+    model_script: str | None = None,
+    optimization_level: int = 2,
+) -> dict[str, Any]:
+    """Write the model and NHWC calibration into ``workdir`` and return the worker's job."""
+    check_partition(partition)
+    if not calibration:
+        raise CompileError("the DFC needs calibration data (at least one sample)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    net = net_name(model, partition)
+    onnx_path = workdir / "model.onnx"
+    onnx.save(model, str(onnx_path))
+    calib = write_calibration(model, partition, calibration, workdir, net)
+    norms = partition_normalizations(partition, normalizations)
+    return {
+        "onnx_path": str(onnx_path),
+        "net_name": net,
+        "start_node_names": list(partition.start_nodes),
+        "end_node_names": list(partition.end_nodes),
+        "net_input_shapes": net_input_shapes(model, partition),
+        "hw_arch": arch,
+        "model_script": build_model_script(norms, model_script, optimization_level),
+        "optimization_level": int(optimization_level),
+        "calib": calib,
+        "output_hef": str(workdir / f"{net}.hef"),
+        "har_path": str(workdir / f"{net}.har"),
+        "partition_nodes": list(partition.nodes),
+    }
+
+
 def compile_partition_dfc(
     model: onnx.ModelProto,
     partition: Partition,
@@ -530,28 +584,18 @@ def compile_partition_dfc(
     python = require_dfc_python(dfc_python)
     own_workdir = workdir is None
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hailo-ort-dfc-"))
-    work.mkdir(parents=True, exist_ok=True)
-    net = net_name(model, partition)
-    onnx_path = work / "model.onnx"
-    onnx.save(model, str(onnx_path))
     if progress is not None:
         progress.stage("calibration set")
-    calib = write_calibration(model, partition, calibration, work, net)
-    norms = partition_normalizations(partition, normalizations)
-    job = {
-        "onnx_path": str(onnx_path),
-        "net_name": net,
-        "start_node_names": list(partition.start_nodes),
-        "end_node_names": list(partition.end_nodes),
-        "net_input_shapes": net_input_shapes(model, partition),
-        "hw_arch": arch,
-        "model_script": build_model_script(norms, model_script, optimization_level),
-        "optimization_level": int(optimization_level),
-        "calib": calib,
-        "output_hef": str(work / f"{net}.hef"),
-        "har_path": str(work / f"{net}.har"),
-        "partition_nodes": list(partition.nodes),
-    }
+    job = prepare_job(
+        model,
+        partition,
+        calibration,
+        arch,
+        work,
+        normalizations=normalizations,
+        model_script=model_script,
+        optimization_level=optimization_level,
+    )
 
     def on_event(event: dict[str, Any]) -> None:
         if (
