@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -161,7 +161,12 @@ def _image_layout(name: str, shape: Sequence[int]) -> tuple[str, int, int, int]:
 
 
 def from_images(
-    folder: Path, inputs: InputSpecs, *, scale: float, limit: int | None = None
+    folder: Path,
+    inputs: InputSpecs,
+    *,
+    scale: float,
+    limit: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Feeds from the images in ``folder`` (sorted by name), resized to the input and scaled
     by ``scale`` (1.0: pixel values 0..255; 1/255: 0..1)."""
@@ -188,7 +193,9 @@ def from_images(
     if limit is not None:
         files = files[:limit]
     feeds = []
-    for path in files:
+    for done, path in enumerate(files):
+        if on_progress is not None:
+            on_progress(done, len(files))
         try:
             with Image.open(path) as img:
                 img = img.convert("RGB" if channels == 3 else "L")
@@ -202,6 +209,8 @@ def from_images(
             pixels = np.transpose(pixels, (2, 0, 1))
         sample = (pixels * np.float32(scale))[None]
         feeds.append({name: _check_dtype(name, sample, dtype)})
+    if on_progress is not None:
+        on_progress(len(files), len(files))
     return feeds
 
 
@@ -239,6 +248,7 @@ def load_calibration(
     image_scale: float | None = None,
     random_samples: int = RANDOM_SAMPLES,
     seed: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Calibration feeds of the model's ``inputs`` (name → (shape, dtype)) from ``source``.
 
@@ -247,7 +257,7 @@ def load_calibration(
     string ``"random"`` (with a warning; for smoke tests). ``pixel_inputs`` are inputs that
     the model normalises itself (it takes pixel values 0..255): images are fed to them as
     0..255 and to other inputs as 0..1, unless ``image_scale`` says otherwise. ``limit`` keeps
-    the first N samples. Fewer than :data:`RECOMMENDED_SAMPLES` samples draw a warning.
+    the first N samples; ``on_progress(done, total)`` follows image decoding. Fewer than :data:`RECOMMENDED_SAMPLES` samples draw a warning.
     """
     if not inputs:
         raise CalibrationError("the model has no inputs to calibrate")
@@ -282,7 +292,9 @@ def load_calibration(
                         CalibrationWarning,
                         stacklevel=2,
                     )
-            feeds = from_images(path, inputs, scale=image_scale, limit=limit)
+            feeds = from_images(
+                path, inputs, scale=image_scale, limit=limit, on_progress=on_progress
+            )
         elif path.suffix.lower() == ".npz":
             try:
                 with np.load(path, allow_pickle=False) as data:
