@@ -170,7 +170,7 @@ def compile(
     dfc_python: str | os.PathLike[str] | None = None,
     progress: bool = True,
     *,
-    calibration_limit: int | None = None,
+    calibration_limit: int | None = 1024,
     timeout: float | None = None,
     cache_root: str | os.PathLike[str] | None = None,
 ) -> CompileResult:
@@ -182,7 +182,8 @@ def compile(
     (predicts 8-bit quantization effects; not the Hailo compiler), or ``"auto"`` (the DFC when
     found, else emulation). The result is written atomically to ``output`` (default:
     ``<model>.hailo.onnx`` next to a model given as a path; nothing is written for a
-    ModelProto without ``output``). Every failure is a HailoOrtError and writes nothing.
+    ModelProto without ``output``). ``calibration_limit`` keeps the first N samples (1,024 by
+    default, as the Hailo model zoo uses; None keeps all). Every failure is a HailoOrtError and writes nothing.
     """
     t_start = time.time()
     arch_name = get_arch(arch).name
@@ -332,7 +333,9 @@ def summarize(result: CompileResult, inspected: Any, model: Any, size: int, note
     total_flops = getattr(getattr(inspected, "prepared", None), "total_flops", 0) or 0
     for r in result.partitions:
         p = r.compiled.partition
-        share = f", {100.0 * p.flops / total_flops:.1f}% of FLOPs" if total_flops else ""
+        share = (
+            f", {100.0 * p.flops / total_flops:.1f}% of FLOPs" if total_flops and p.flops else ""
+        )
         lines.append(
             f"partition {r.index}: {len(p.nodes)} nodes{share}; {_fmt_tensors(p.inputs)} -> "
             f"{_fmt_tensors(p.outputs)}; {r.backend} payload {_fmt_bytes(r.payload_bytes)}; "

@@ -30,6 +30,13 @@ def register(subparsers: Any) -> None:
         "input name, or 'random' (smoke tests only)",
     )
     p.add_argument(
+        "--calib-limit",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="use at most N calibration samples (default 1024)",
+    )
+    p.add_argument(
         "--input-shape",
         action="append",
         metavar="NAME=D0,D1,...",
@@ -86,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             cache=not args.no_cache,
             dfc_python=args.dfc_python,
             progress=not args.no_progress,
+            calibration_limit=args.calib_limit if args.calib_limit > 0 else None,
         )
     finally:
         warnings.showwarning = previous
