@@ -169,8 +169,12 @@ def test_timeout_stops_the_worker(tmp_path, fake_dfc) -> None:
 def test_dfc_not_importable(tmp_path, fake_dfc) -> None:
     env = fake_dfc.configure()
     env.pop("PYTHONPATH")
+    events = []
     with pytest.raises(CompileError, match=r"cannot import hailo_sdk_client.*--dfc-python"):
-        dfc.run_worker(_job(tmp_path), sys.executable, tmp_path / "work", env=env)
+        dfc.run_worker(
+            _job(tmp_path), sys.executable, tmp_path / "work", env=env, on_event=events.append
+        )
+    assert [e.get("status") for e in events if e["event"] == "stage"] == ["start"]
 
 
 def test_find_dfc_python(monkeypatch, tmp_path) -> None:

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -259,6 +260,12 @@ def test_progress_only_on_a_tty() -> None:
     assert "DFC optimize" in tty.getvalue()
     assert "[###############...............] 5/10" in tty.getvalue()
     assert pipe.getvalue() == ""
+    ticking = Tty()
+    p = Progress(True, ticking)
+    p.stage("DFC optimize")
+    time.sleep(1.3)  # the ticker refreshes the elapsed time once a second
+    p.done()
+    assert "DFC optimize ... 1 s" in ticking.getvalue()
     off = Tty()
     Progress(False, off).stage("x")
     assert off.getvalue() == ""

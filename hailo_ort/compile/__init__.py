@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,41 +36,66 @@ FLAVOURS = ("portable", "fork")
 
 
 class Progress:
-    """A one-line text progress display on stderr (off when not a TTY or disabled)."""
+    """A one-line text progress display on stderr (off when not a TTY or disabled).
+
+    While a stage runs, a background ticker refreshes its elapsed time once a second (DFC
+    stages take minutes to hours).
+    """
 
     def __init__(self, enabled: bool = True, stream: IO[str] | None = None):
         self.stream = stream if stream is not None else sys.stderr
         isatty = getattr(self.stream, "isatty", lambda: False)
         self.enabled = bool(enabled) and bool(isatty())
         self.prefix = ""
+        self._label = ""
         self._t0 = time.time()
         self._dirty = False
+        self._lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def _write(self, text: str) -> None:
         if not self.enabled:
             return
-        self.stream.write("\r\x1b[2K" + text[:160])
-        self.stream.flush()
-        self._dirty = True
+        with self._lock:
+            self.stream.write("\r\x1b[2K" + text[:160])
+            self.stream.flush()
+            self._dirty = True
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            if self._label:
+                self._write(f"{self._label} {time.time() - self._t0:.0f} s")
 
     def stage(self, name: str) -> None:
-        """Show that ``name`` has started (e.g. a DFC stage)."""
+        """Show that ``name`` has started (e.g. a DFC stage), with its elapsed time."""
         self._t0 = time.time()
-        self._write(f"{self.prefix}{name} ...")
+        self._label = f"{self.prefix}{name} ..."
+        self._write(self._label)
+        if self.enabled and self._ticker is None:
+            self._stop.clear()
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
 
     def bar(self, done: int, total: int, label: str = "") -> None:
         """Show a bar of ``done`` / ``total``."""
         width = 30
         frac = 0.0 if total <= 0 else min(1.0, done / total)
         filled = round(frac * width)
+        self._label = ""
         self._write(f"{self.prefix}{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
 
     def done(self) -> None:
-        """End the progress line."""
+        """End the progress line (and the ticker)."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(2)
+            self._ticker = None
         if self.enabled and self._dirty:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
-            self._dirty = False
+            with self._lock:
+                self.stream.write("\r\x1b[2K")
+                self.stream.flush()
+                self._dirty = False
 
 
 @dataclass
@@ -201,7 +227,49 @@ def compile(
     if out_path is not None and is_path and out_path.resolve() == Path(model).resolve():
         raise CompileError(f"the output {out_path} would overwrite the input model")
     display = Progress(progress)
+    try:
+        return _compile(
+            model,
+            arch_name,
+            calibration,
+            input_shapes,
+            script,
+            int(optimization_level),
+            backend,
+            flavour,
+            out_path,
+            ops,
+            cache,
+            dfc_python,
+            display,
+            calibration_limit,
+            timeout,
+            cache_root,
+            t_start,
+        )
+    finally:
+        display.done()
 
+
+def _compile(
+    model: Any,
+    arch_name: str,
+    calibration: Any,
+    input_shapes: Any,
+    script: str | None,
+    optimization_level: int,
+    backend: str,
+    flavour: str,
+    out_path: Path | None,
+    ops: Any,
+    cache: bool,
+    dfc_python: Any,
+    display: Progress,
+    calibration_limit: int | None,
+    timeout: float | None,
+    cache_root: Any,
+    t_start: float,
+) -> CompileResult:
     # 1. inspect
     display.stage("inspect")
     inspected = _inspect(model, arch_name, input_shapes, ops)
@@ -287,7 +355,6 @@ def compile(
     data = out_model.SerializeToString()
     if out_path is not None:
         write_bytes_atomic(out_path, data)
-    display.done()
 
     result = CompileResult(
         model=out_model,

@@ -63,6 +63,7 @@ class Stage:
     """Context manager that reports a stage's start and end."""
 
     current = "load"
+    failed = False
 
     def __init__(self, name):
         self.name = name
@@ -75,7 +76,7 @@ class Stage:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
+        if exc_type is None and not Stage.failed:
             emit("stage", stage=self.name, status="done", seconds=round(time.time() - self.t0, 3))
         return False
 
@@ -97,6 +98,7 @@ def run(job):
             import hailo_sdk_client
             from hailo_sdk_client import ClientRunner
         except ImportError as exc:
+            Stage.failed = True
             emit(
                 "error", stage="load", kind="import", exception=type(exc).__name__, message=str(exc)
             )
