@@ -191,6 +191,10 @@ def test_find_dfc_python(monkeypatch, tmp_path) -> None:
     assert dfc.find_dfc_python() == sys.executable
     with pytest.raises(CompileError, match="not an executable"):
         dfc.find_dfc_python(tmp_path / "no-python")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    assert dfc.find_dfc_python(venv) == str(venv / "bin" / "python")
 
 
 def test_model_script_keeps_user_flavor() -> None:

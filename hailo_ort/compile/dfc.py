@@ -55,6 +55,8 @@ def find_dfc_python(explicit: str | os.PathLike[str] | None = None) -> str | Non
         if value is None:
             continue
         path = shutil.which(str(value)) or str(value)
+        if Path(path).is_dir():  # a virtualenv folder: its interpreter
+            path = str(Path(path) / "bin" / "python")
         if not Path(path).is_file() or not os.access(path, os.X_OK):
             raise CompileError(f"DFC python {value!r} (from {source}) is not an executable file")
         return path
@@ -433,7 +435,8 @@ def _dtype_name(value: Any) -> str:
 
 def _stream(info: Any, tensor: TensorSpec) -> StreamSpec:
     order = _order_name(info.format_order)
-    h, w, c = (int(v) for v in info.shape)
+    dims = [int(v) for v in info.shape][-3:]
+    h, w, c = [1] * (3 - len(dims)) + dims
     host = list(tensor.shape)
     if order in ("NC",):
         device_shape, device_order = [1, c], "NC"
