@@ -238,9 +238,7 @@ def test_streams_from_hef_maps_by_original_names() -> None:
                 inputs=[_vstream("net/input_layer1", (112, 112, 3), "NHWC", q1, ["norm1"])],
                 outputs=[
                     _vstream("net/conv1", (14, 14, 8), 1, q2, ["Conv_2", "Relu_3"]),
-                    _vstream(
-                        "net/fc1", (1, 1, 512), "NC", q3, ["MatMul_95", "BatchNormalization_96"]
-                    ),
+                    _vstream("net/fc1", (512,), "NC", q3, ["MatMul_95", "BatchNormalization_96"]),
                 ],
             )
         ]

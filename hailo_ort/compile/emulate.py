@@ -126,7 +126,12 @@ def _quantize_subgraph(sub: onnx.ModelProto, feeds: list[dict[str, np.ndarray]])
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                extra_options={
+                    "ActivationSymmetric": False,
+                    "WeightSymmetric": True,
+                    # bound memory: merge min/max every few samples
+                    "CalibMaxIntermediateOutputs": 8,
+                },
             )
         except Exception as exc:
             raise CompileError(f"8-bit quantization of the partition failed: {exc}") from exc
