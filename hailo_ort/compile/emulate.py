@@ -40,6 +40,9 @@ from .common import (
 
 EMULATION_NOTE = "emulation: predicts 8-bit quantization effects; not the Hailo compiler"
 
+#: Samples the inner quantizer calibrates layer ranges on (the DFC's default calibset_size).
+QUANTIZER_SAMPLES = 64
+
 _DTYPES = {"uint8": TensorProto.UINT8, "uint16": TensorProto.UINT16}
 
 
@@ -126,12 +129,9 @@ def _quantize_subgraph(sub: onnx.ModelProto, feeds: list[dict[str, np.ndarray]])
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
-                extra_options={
-                    "ActivationSymmetric": False,
-                    "WeightSymmetric": True,
-                    # bound memory: merge min/max every few samples
-                    "CalibMaxIntermediateOutputs": 8,
-                },
+                # (not CalibMaxIntermediateOutputs: onnxruntime 1.32 then loses samples'
+                # ranges; memory is bounded by QUANTIZER_SAMPLES instead)
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
         except Exception as exc:
             raise CompileError(f"8-bit quantization of the partition failed: {exc}") from exc
@@ -367,7 +367,8 @@ def compile_partition_emulated(
         }
         for i in calib_idx
     ]
-    quantized = _quantize_subgraph(sub, dequantized_inputs)
+    # Like the DFC (calibset_size 64 by default), the layer ranges use up to 64 samples.
+    quantized = _quantize_subgraph(sub, dequantized_inputs[:QUANTIZER_SAMPLES])
     emu = build_emulation_model(quantized, inputs, outputs)
     try:
         onnx.checker.check_model(emu)
