@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,11 +26,15 @@ from compile_models import convnet_partition, image_feeds, small_convnet
 import hailo_ort.compile as compile_module
 from hailo_ort.cli import main
 from hailo_ort.compile import Progress, compile
+from hailo_ort.compile.calibration import CalibrationWarning
 from hailo_ort.errors import ArchError, CalibrationError, CompileError
 from hailo_ort.graph.prepared import PreparedModel
 from hailo_ort.partition.types import CpuNode
 
 FAKE_DFC_DIR = Path(__file__).parent / "fake_hailo_sdk_client"
+
+# Small calibration sets are the point of these tests; the warning is tested in test_cli_compile.
+pytestmark = pytest.mark.filterwarnings("ignore::hailo_ort.compile.calibration.CalibrationWarning")
 
 
 @pytest.fixture(autouse=True)
@@ -204,6 +209,7 @@ def test_failing_dfc_writes_nothing(stages, model_file, tmp_path, monkeypatch) -
 
 def test_cli_compile(stages, model_file, capsys) -> None:
     out = model_file.path.with_name("custom.onnx")
+    warnings.simplefilter("always", CalibrationWarning)
     code = main(
         [
             "compile",
@@ -309,3 +315,109 @@ def test_end_to_end_real_stages(name, tmp_path) -> None:
         for i in sess.get_inputs()
     }
     sess.run(None, feed)
+
+
+# --- the DFC backend through compile(), with the fake DFC -----------------------------------
+
+
+def _fixture_hef_reader(data: bytes):
+    """Test-only stand-in for hailo_ort.hef.read (another stage, not merged yet): returns the
+    documented vstreams of the arcface fixture HEF (shared/fixtures/README.md)."""
+    from hailo_ort.quant import QuantInfo
+
+    assert data[:4] == b"\x01HEF"
+    vs = SimpleNamespace
+    return vs(
+        network_groups=[
+            vs(
+                inputs=[
+                    vs(
+                        name="arcface_mobilefacenet/input_layer1",
+                        shape=(112, 112, 3),
+                        format_order="NHWC",
+                        format_type="UINT8",
+                        quant=QuantInfo(0.0, 1.0, 0.0, 255.0),
+                        original_names=["model_script_layer_normalization1"],
+                    )
+                ],
+                outputs=[
+                    vs(
+                        name="arcface_mobilefacenet/fc1",
+                        shape=(1, 1, 512),
+                        format_order="NC",
+                        format_type="UINT8",
+                        quant=QuantInfo(144.0, 0.016738918, -2.4104042, 1.8580198),
+                        original_names=["MatMul_95", "BatchNormalization_96"],
+                    )
+                ],
+            )
+        ]
+    )
+
+
+@pytest.mark.parametrize("recommend", [False, True])
+def test_dfc_backend_through_compile(stages, tmp_path, monkeypatch, recommend) -> None:
+    from compile_models import arcface_feeds, arcface_like, arcface_normalization, arcface_partition
+    from test_compile_dfc import hef_fixture
+
+    import hailo_ort.hef
+
+    hef_path = hef_fixture()
+    monkeypatch.setattr(hailo_ort.hef, "read", _fixture_hef_reader, raising=False)
+    stages.partitions = [arcface_partition()]
+    model_path = tmp_path / "arc.onnx"
+    onnx.save(arcface_like(), str(model_path))
+    cfg = {"hef": str(hef_path), "record": str(tmp_path / "rec.json")}
+    if recommend:
+        cfg.update(fail="recommend", recommend=["MatMul_95"])
+    (tmp_path / "fake.json").write_text(json.dumps(cfg))
+    monkeypatch.setenv("PYTHONPATH", str(FAKE_DFC_DIR))
+    monkeypatch.setenv("FAKE_DFC_CONFIG", str(tmp_path / "fake.json"))
+    monkeypatch.setenv("HAILO_DFC_PYTHON", sys.executable)
+    real_inspect = compile_module._inspect
+
+    def with_normalization(*args):
+        result = real_inspect(*args)
+        result.normalization = [arcface_normalization()]
+        return result
+
+    monkeypatch.setattr(compile_module, "_inspect", with_normalization)
+    feeds = arcface_feeds(6)
+    res = compile(
+        model_path,
+        "hailo8",
+        calibration=feeds,
+        model_script="performance_param(compiler_optimization_level=max)",
+    )
+    assert res.backend == "dfc" and (tmp_path / "arc.hailo.onnx").exists()
+    (part,) = res.partitions
+    assert part.compiled.hef == hef_path.read_bytes()
+    assert [s.vstream for s in part.compiled.outputs] == ["arcface_mobilefacenet/fc1"]
+    assert part.compiled.outputs[0].quant.zp == 144
+    rec = json.loads((tmp_path / "rec.json").read_text())
+    assert (
+        "normalization1 = normalization([127.5, 127.5, 127.5], [128, 128, 128])"
+        in rec["scripts"][0]
+    )
+    assert "performance_param(compiler_optimization_level=max)" in rec["scripts"][0]
+    assert rec["calib"] == {"input_layer1": [6, 112, 112, 3]}
+    assert "backend: dfc (3.99.0+fake)" in res.summary
+    if recommend:
+        assert part.compiled.partition.end_nodes == ["MatMul_95"]
+        assert [t.name for t in part.compiled.partition.outputs] == ["mm"]
+        assert (
+            "end nodes changed by the DFC: ['BatchNormalization_96'] -> ['MatMul_95']"
+            in res.summary
+        )
+    else:
+        assert [t.name for t in part.compiled.partition.outputs] == ["fc1"]
+    # the second run is served from the cache, without the DFC
+    (tmp_path / "fake.json").write_text(json.dumps({"fail": "crash"}))
+    again = compile(
+        model_path,
+        "hailo8",
+        calibration=feeds,
+        model_script="performance_param(compiler_optimization_level=max)",
+    )
+    assert again.partitions[0].cache_hit
+    assert again.partitions[0].compiled.hef == part.compiled.hef
