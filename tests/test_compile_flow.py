@@ -165,6 +165,8 @@ def test_modelproto_in_memory(stages) -> None:
             "model script missing.alls does not exist",
         ),
         ({"backend": "dfc"}, CompileError, "HAILO_DFC_PYTHON"),
+        ({"flavour": "fork"}, CompileError, "fork flavour.*needs HEFs.*--flavour portable"),
+        ({"flavour": "fork", "backend": "auto"}, CompileError, "fork flavour.*no DFC was found"),
     ],
 )
 def test_bad_input_writes_nothing(stages, model_file, monkeypatch, kwargs, error, pattern) -> None:

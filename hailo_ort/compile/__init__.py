@@ -292,6 +292,15 @@ def _compile(
 
         python = require_dfc_python(dfc_python) if backend == "dfc" else find_dfc_python(dfc_python)
     chosen = "dfc" if python else "emulate"
+    if flavour == "fork" and chosen == "emulate":
+        raise CompileError(
+            "the fork flavour (Hailo's onnxruntime fork) needs HEFs from the Hailo DFC; "
+            + (
+                "no DFC was found (--dfc-python / HAILO_DFC_PYTHON)"
+                if backend == "auto"
+                else "the emulate backend makes none: use --flavour portable"
+            )
+        )
     if backend == "auto" and chosen == "emulate":
         note = "no Hailo DFC found (see --dfc-python / HAILO_DFC_PYTHON): using emulation"
         log.info("%s", note)
