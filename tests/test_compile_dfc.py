@@ -79,6 +79,8 @@ def test_worker_runs_all_stages_with_the_fake(tmp_path, fake_dfc) -> None:
     assert result.end_node_names == ["BatchNormalization_96"]
     assert result.recommendation is None
     assert result.dfc_version == "3.99.0+fake"
+    # what the DFC prints on stdout goes to the log, not into the event channel
+    assert "Starting Model Optimization" in result.log_path.read_text()
     stages = [e["stage"] for e in events if e["event"] == "stage" and e["status"] == "done"]
     assert stages == ["load", "parse", "script", "optimize", "compile"]
     rec = json.loads(fake_dfc.record.read_text())

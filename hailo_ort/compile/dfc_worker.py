@@ -10,7 +10,8 @@ Job (JSON): ``onnx_path``, ``net_name``, ``start_node_names``, ``end_node_names`
 ``calib`` (path of an NHWC float32 .npy, or {input layer name: path}), ``output_hef``,
 optional ``har_path`` and ``accept_recommendation`` (default true).
 
-Progress and the result are JSON lines on stdout: ``{"event": "stage", "stage": ...,
+Progress and the result are JSON lines on stdout (anything else printed there, e.g. by the
+DFC, is moved to stderr): ``{"event": "stage", "stage": ...,
 "status": "start"|"done", "seconds": ...}``, ``{"event": "recommendation", ...}``,
 ``{"event": "done", ...}`` or ``{"event": "error", "kind": ..., ...}``; the DFC's own output
 and tracebacks go to stderr (the driver keeps them in a log file).
@@ -28,12 +29,27 @@ import traceback
 STAGES = ("load", "parse", "script", "optimize", "compile")
 
 
+_EVENTS = None  # the JSON event channel: the original stdout
+
+
+def claim_stdout():
+    """Keep the original stdout for events; send everything else printed there to stderr.
+
+    The DFC and TensorFlow print progress to stdout; they must not garble the event lines.
+    """
+    global _EVENTS
+    sys.stdout.flush()
+    _EVENTS = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+
+
 def emit(event, **fields):
-    """Write one JSON progress line to stdout."""
+    """Write one JSON progress line to the event channel."""
     record = {"event": event}
     record.update(fields)
-    sys.stdout.write(json.dumps(record) + "\n")
-    sys.stdout.flush()
+    out = _EVENTS if _EVENTS is not None else sys.stdout
+    out.write(json.dumps(record) + "\n")
+    out.flush()
 
 
 def classify(exc):
@@ -153,6 +169,7 @@ def run(job):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    claim_stdout()
     if len(argv) != 1:
         sys.stderr.write("usage: dfc_worker.py JOB.json\n")
         return 4

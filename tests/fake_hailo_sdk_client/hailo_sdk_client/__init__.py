@@ -117,6 +117,9 @@ class ClientRunner:
                         f"Calibration data shape {arr.shape} does not match the input "
                         f"(N, {h}, {w}, {c})"
                     )
+        # like the real optimizer: progress on stdout, without a newline at the end
+        sys.stdout.write("[info] Starting Model Optimization\nCalibration: 100%|#####|")
+        sys.stdout.flush()
         self.log["calib"] = {k: list(np.asarray(v).shape) for k, v in arrays.items()}
         self._save()
         if self.cfg.get("fail") == "sleep":
