@@ -423,3 +423,13 @@ def test_dfc_backend_through_compile(stages, tmp_path, monkeypatch, recommend) -
     )
     assert again.partitions[0].cache_hit
     assert again.partitions[0].compiled.hef == part.compiled.hef
+
+
+def test_hailo_ort_compile_is_callable_whatever_was_imported_first(stages) -> None:
+    import hailo_ort
+    import hailo_ort.compile.emulate  # sets the attribute hailo_ort.compile to the package
+
+    res = hailo_ort.compile(
+        small_convnet(), "hailo8", calibration=image_feeds(6), backend="emulate"
+    )
+    assert res.partitions[0].backend == "emulate"

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -435,3 +436,14 @@ def summarize(result: CompileResult, inspected: Any, model: Any, size: int, note
         more = f" and {len(cpu) - 6} more" if len(cpu) > 6 else ""
         lines.append(f"cpu: {len(cpu)} nodes: {shown}{more}")
     return "\n".join(lines)
+
+
+class _CallableModule(types.ModuleType):
+    """``hailo_ort.compile`` is both this package and the function: once any submodule is
+    imported, the attribute on ``hailo_ort`` is the package, so the package is made callable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> CompileResult:
+        return compile(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
