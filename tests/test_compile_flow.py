@@ -433,3 +433,32 @@ def test_hailo_ort_compile_is_callable_whatever_was_imported_first(stages) -> No
         small_convnet(), "hailo8", calibration=image_feeds(6), backend="emulate"
     )
     assert res.partitions[0].backend == "emulate"
+
+
+def test_two_partitions_each_compiled_and_cached(stages, model_file) -> None:
+    from hailo_ort.partition.types import Partition, TensorSpec
+
+    stages.partitions = [
+        Partition(0, ["conv1", "relu1"], ["conv1"], ["relu1"],
+                  [TensorSpec("xn", [1, 3, 16, 16], "float32")],
+                  [TensorSpec("r1", [1, 8, 16, 16], "float32")]),
+        Partition(1, ["gap", "flatten", "fc"], ["gap"], ["fc"],
+                  [TensorSpec("r2", [1, 16, 16, 16], "float32")],
+                  [TensorSpec("logits", [1, 10], "float32")]),
+    ]  # fmt: skip
+    res = compile(model_file.path, "hailo8l", calibration=model_file.calib, backend="emulate")
+    names = [[s.vstream for s in p.compiled.inputs + p.compiled.outputs] for p in res.partitions]
+    assert names == [
+        ["small_convnet_p0/xn", "small_convnet_p0/r1"],
+        ["small_convnet_p1/r2", "small_convnet_p1/logits"],
+    ]
+    assert "partition 1: 3 nodes" in res.summary
+    assert all(p.compiled.report["accuracy"] for p in res.partitions)
+    # only the changed partition is recompiled
+    stages.partitions[1] = Partition(
+        1, ["flatten", "fc"], ["flatten"], ["fc"],
+        [TensorSpec("gap", [1, 16, 1, 1], "float32")],
+        [TensorSpec("logits", [1, 10], "float32")],
+    )  # fmt: skip
+    again = compile(model_file.path, "hailo8l", calibration=model_file.calib, backend="emulate")
+    assert [p.cache_hit for p in again.partitions] == [True, False]
