@@ -554,7 +554,6 @@ def prepare_job(
         "optimization_level": int(optimization_level),
         "calib": calib,
         "output_hef": str(workdir / f"{net}.hef"),
-        "har_path": str(workdir / f"{net}.har"),
         "partition_nodes": list(partition.nodes),
     }
 
