@@ -13,6 +13,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -40,6 +41,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::hailo_ort.compile.calibration.C
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("HAILO_ORT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # failed DFC workdirs
     monkeypatch.delenv("HAILO_DFC_PYTHON", raising=False)
 
 
@@ -207,6 +210,9 @@ def test_failing_dfc_writes_nothing(stages, model_file, tmp_path, monkeypatch) -
             dfc_python=sys.executable,
         )
     assert not model_file.out.exists()
+    (workdir,) = (tmp_path / "tmp").glob("hailo-ort-dfc-*")  # kept for its log...
+    assert (workdir / "dfc.log").exists() and (workdir / "job.json").exists()
+    assert not list(workdir.glob("calib_*.npy"))  # ...without the calibration set
 
 
 def test_cli_compile(stages, model_file, capsys) -> None:

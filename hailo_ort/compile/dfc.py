@@ -608,7 +608,13 @@ def compile_partition_dfc(
             progress.stage(f"DFC {event['stage']}")
 
     t0 = time.time()
-    result = run_worker(job, python, work, timeout=timeout, on_event=on_event, env=env)
+    try:
+        result = run_worker(job, python, work, timeout=timeout, on_event=on_event, env=env)
+    except CompileError:
+        # keep the log, the job and the model for a rerun; drop the (large) calibration set
+        for npy in work.glob("calib_*.npy"):
+            npy.unlink()
+        raise
     elapsed = time.time() - t0
 
     report: dict[str, Any] = {
