@@ -86,6 +86,12 @@ class Progress:
         self._label = ""
         self._write(f"{self.prefix}{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done()
+
     def done(self) -> None:
         """End the progress line (and the ticker)."""
         self._stop.set()
@@ -227,156 +233,117 @@ def compile(
     out_path = Path(output) if output is not None else (default_output(model) if is_path else None)
     if out_path is not None and is_path and out_path.resolve() == Path(model).resolve():
         raise CompileError(f"the output {out_path} would overwrite the input model")
-    display = Progress(progress)
-    try:
-        return _compile(
-            model,
-            arch_name,
-            calibration,
-            input_shapes,
-            script,
-            int(optimization_level),
-            backend,
-            flavour,
-            out_path,
-            ops,
-            cache,
-            dfc_python,
-            display,
-            calibration_limit,
-            timeout,
-            cache_root,
-            t_start,
-        )
-    finally:
-        display.done()
-
-
-def _compile(
-    model: Any,
-    arch_name: str,
-    calibration: Any,
-    input_shapes: Any,
-    script: str | None,
-    optimization_level: int,
-    backend: str,
-    flavour: str,
-    out_path: Path | None,
-    ops: Any,
-    cache: bool,
-    dfc_python: Any,
-    display: Progress,
-    calibration_limit: int | None,
-    timeout: float | None,
-    cache_root: Any,
-    t_start: float,
-) -> CompileResult:
-    # 1. inspect
-    display.stage("inspect")
-    inspected = _inspect(model, arch_name, input_shapes, ops)
-    prepared = inspected.prepared.model
-    partitions = list(inspected.partitions)
-    if not partitions:
-        reasons = {n.reason for n in getattr(inspected, "cpu_nodes", [])}
-        why = f" ({'; '.join(sorted(reasons)[:3])})" if reasons else ""
-        raise CompileError(
-            f"nothing to put on the device: no part of the model is supported on {arch_name}"
-            f"{why}; run it on the CPU with onnxruntime"
-        )
-    normalizations = list(getattr(inspected, "normalization", []) or [])
-
-    # 2. backend
-    python: str | None = None
-    note = ""
-    if backend in ("auto", "dfc"):
-        from .dfc import find_dfc_python, require_dfc_python
-
-        python = require_dfc_python(dfc_python) if backend == "dfc" else find_dfc_python(dfc_python)
-    chosen = "dfc" if python else "emulate"
-    if flavour == "fork" and chosen == "emulate":
-        raise CompileError(
-            "the fork flavour (Hailo's onnxruntime fork) needs HEFs from the Hailo DFC; "
-            + (
-                "no DFC was found (--dfc-python / HAILO_DFC_PYTHON)"
-                if backend == "auto"
-                else "the emulate backend makes none: use --flavour portable"
+    with Progress(progress) as display:
+        # 1. inspect
+        display.stage("inspect")
+        inspected = _inspect(model, arch_name, input_shapes, ops)
+        prepared = inspected.prepared.model
+        partitions = list(inspected.partitions)
+        if not partitions:
+            reasons = {n.reason for n in getattr(inspected, "cpu_nodes", [])}
+            why = f" ({'; '.join(sorted(reasons)[:3])})" if reasons else ""
+            raise CompileError(
+                f"nothing to put on the device: no part of the model is supported on {arch_name}"
+                f"{why}; run it on the CPU with onnxruntime"
             )
-        )
-    if backend == "auto" and chosen == "emulate":
-        note = "no Hailo DFC found (see --dfc-python / HAILO_DFC_PYTHON): using emulation"
-        log.info("%s", note)
+        normalizations = list(getattr(inspected, "normalization", []) or [])
 
-    # 3. calibration
-    display.stage("calibration data")
-    feeds = load_calibration(
-        calibration,
-        model_inputs(prepared),
-        limit=calibration_limit,
-        pixel_inputs={n.input for n in normalizations},
-        on_progress=lambda done, total: display.bar(done, total, "calibration images"),
-    )
+        # 2. backend
+        python: str | None = None
+        note = ""
+        if backend in ("auto", "dfc"):
+            from .dfc import find_dfc_python, require_dfc_python
 
-    # 4. compile each partition, through the cache
-    store = CompileCache(cache_root, enabled=cache)
-    toolchain = _toolchain_id(chosen, python)
-    model_bytes = prepared.SerializeToString()
-    options = {
-        "backend": chosen,
-        "optimization_level": int(optimization_level),
-        "model_script": script or "",
-        "calibration": calibration_digest(feeds),
-        "normalization": [(n.input, n.mean, n.std, n.nodes) for n in normalizations],
-    }
-    results: list[PartitionResult] = []
-    for i, part in enumerate(partitions):
-        display.prefix = f"partition {i + 1}/{len(partitions)}: "
-        key = cache_key(model_bytes, part, arch_name, options, toolchain)
-        t0 = time.time()
-        cp = store.get(key)
-        hit = cp is not None
-        if cp is None:
-            if chosen == "dfc":
-                from .dfc import compile_partition_dfc
-
-                cp = compile_partition_dfc(
-                    prepared,
-                    part,
-                    feeds,
-                    arch_name,
-                    normalizations=normalizations,
-                    model_script=script,
-                    optimization_level=optimization_level,
-                    dfc_python=python,
-                    timeout=timeout,
-                    progress=display,
+            python = (
+                require_dfc_python(dfc_python) if backend == "dfc" else find_dfc_python(dfc_python)
+            )
+        chosen = "dfc" if python else "emulate"
+        if flavour == "fork" and chosen == "emulate":
+            raise CompileError(
+                "the fork flavour (Hailo's onnxruntime fork) needs HEFs from the Hailo DFC; "
+                + (
+                    "no DFC was found (--dfc-python / HAILO_DFC_PYTHON)"
+                    if backend == "auto"
+                    else "the emulate backend makes none: use --flavour portable"
                 )
-            else:
-                from .emulate import compile_partition_emulated
+            )
+        if backend == "auto" and chosen == "emulate":
+            note = "no Hailo DFC found (see --dfc-python / HAILO_DFC_PYTHON): using emulation"
+            log.info("%s", note)
 
-                cp = compile_partition_emulated(prepared, part, feeds, arch_name, progress=display)
-            store.put(key, cp)
-        payload = cp.hef if cp.hef is not None else (cp.emulation or b"")
-        results.append(PartitionResult(i, cp.backend, hit, time.time() - t0, len(payload), cp))
-    display.prefix = ""
+        # 3. calibration
+        display.stage("calibration data")
+        feeds = load_calibration(
+            calibration,
+            model_inputs(prepared),
+            limit=calibration_limit,
+            pixel_inputs={n.input for n in normalizations},
+            on_progress=lambda done, total: display.bar(done, total, "calibration images"),
+        )
 
-    # 5. embed and write
-    display.stage("embed")
-    out_model = _embed(prepared, [r.compiled for r in results], flavour)
-    data = out_model.SerializeToString()
-    if out_path is not None:
-        write_bytes_atomic(out_path, data)
+        # 4. compile each partition, through the cache
+        store = CompileCache(cache_root, enabled=cache)
+        toolchain = _toolchain_id(chosen, python)
+        model_bytes = prepared.SerializeToString()
+        options = {
+            "backend": chosen,
+            "optimization_level": int(optimization_level),
+            "model_script": script or "",
+            "calibration": calibration_digest(feeds),
+            "normalization": [(n.input, n.mean, n.std, n.nodes) for n in normalizations],
+        }
+        results: list[PartitionResult] = []
+        for i, part in enumerate(partitions):
+            display.prefix = f"partition {i + 1}/{len(partitions)}: "
+            key = cache_key(model_bytes, part, arch_name, options, toolchain)
+            t0 = time.time()
+            cp = store.get(key)
+            hit = cp is not None
+            if cp is None:
+                if chosen == "dfc":
+                    from .dfc import compile_partition_dfc
 
-    result = CompileResult(
-        model=out_model,
-        path=out_path,
-        arch=arch_name,
-        backend=chosen,
-        partitions=results,
-        calibration_samples=len(feeds),
-        seconds=time.time() - t_start,
-    )
-    result.summary = summarize(result, inspected, model, len(data), note)
-    return result
+                    cp = compile_partition_dfc(
+                        prepared,
+                        part,
+                        feeds,
+                        arch_name,
+                        normalizations=normalizations,
+                        model_script=script,
+                        optimization_level=optimization_level,
+                        dfc_python=python,
+                        timeout=timeout,
+                        progress=display,
+                    )
+                else:
+                    from .emulate import compile_partition_emulated
+
+                    cp = compile_partition_emulated(
+                        prepared, part, feeds, arch_name, progress=display
+                    )
+                store.put(key, cp)
+            payload = cp.hef if cp.hef is not None else (cp.emulation or b"")
+            results.append(PartitionResult(i, cp.backend, hit, time.time() - t0, len(payload), cp))
+        display.prefix = ""
+
+        # 5. embed and write
+        display.stage("embed")
+        out_model = _embed(prepared, [r.compiled for r in results], flavour)
+        data = out_model.SerializeToString()
+        if out_path is not None:
+            write_bytes_atomic(out_path, data)
+
+        result = CompileResult(
+            model=out_model,
+            path=out_path,
+            arch=arch_name,
+            backend=chosen,
+            partitions=results,
+            calibration_samples=len(feeds),
+            seconds=time.time() - t_start,
+        )
+        result.summary = summarize(result, inspected, model, len(data), note)
+        return result
 
 
 def _fmt_bytes(n: int) -> str:
