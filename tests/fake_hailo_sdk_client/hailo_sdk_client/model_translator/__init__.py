@@ -1,0 +1,1 @@
+"""Fake DFC model translator package (tests only)."""
