@@ -36,7 +36,7 @@ class FaultyPartition(LoadedPartition):
     def infer(self, inputs: dict[str, np.ndarray], timeout_ms: int) -> dict[str, np.ndarray]:
         raise AssertionError("the session uses infer_async")
 
-    def infer_async(self, inputs, callback, timeout_ms) -> None:  # noqa: ANN001
+    def infer_async(self, inputs, callback, timeout_ms) -> None:
         self.device.calls += 1
         mode = self.device.mode
         if mode == "raise_in_submit":
@@ -45,7 +45,9 @@ class FaultyPartition(LoadedPartition):
             self.device.hung.append(callback)  # never called back
             return
         if mode == "raise":
-            threading.Thread(target=callback, args=(None, DeviceError("fake: device fault"))).start()
+            threading.Thread(
+                target=callback, args=(None, DeviceError("fake: device fault"))
+            ).start()
             return
         if mode == "bad_shape":
 

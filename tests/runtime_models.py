@@ -72,10 +72,16 @@ def calib(shape: list[int], seed: int, scale: float = 1.0) -> np.ndarray:
     return (np.random.default_rng(seed).random(shape, dtype=np.float32) * scale).astype(np.float32)
 
 
-def cnn(with_fallback: bool = True, with_emulation: bool = True, hef: bytes | None = None):
+def cnn(
+    with_fallback: bool = True,
+    with_emulation: bool = True,
+    hef: bytes | None = None,
+    batch: int = 1,
+):
     """x[1,3,8,8] → Mul 2 (CPU) → HailoOp(Conv+Relu → [1,4,8,8]) → ReduceMean (CPU) → y[1,4].
 
-    Outputs: ``y`` and the device output ``feat``. Returns (hailo model, plain model).
+    Outputs: ``y`` and the device output ``feat``. Returns (hailo model, plain model). With
+    ``batch`` > 1 the graph carries ``batch`` frames; the device streams stay one frame each.
     """
     part = conv_part(3, 4, 8, seed=1, name="dev")
     pre = helper.make_node("Mul", ["x", "two"], ["x2"], name="pre_mul")
@@ -85,10 +91,10 @@ def cnn(with_fallback: bool = True, with_emulation: bool = True, hef: bytes | No
     inits = [
         numpy_helper.from_array(np.array(2.0, np.float32), "two"),
     ]
-    io_in = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])]
+    io_in = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])]
     io_out = [
-        helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
-        helper.make_tensor_value_info("feat", TensorProto.FLOAT, [1, 4, 8, 8]),
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4]),
+        helper.make_tensor_value_info("feat", TensorProto.FLOAT, [batch, 4, 8, 8]),
     ]
     hp = hb.hailo_part(
         part,

@@ -82,7 +82,7 @@ def test_passthrough_run_async_and_iobinding() -> None:
     done = threading.Event()
     box = {}
 
-    def callback(outputs, user_data, err):  # noqa: ANN001
+    def callback(outputs, user_data, err):
         box["out"], box["ud"], box["err"] = outputs, user_data, err
         done.set()
 
@@ -164,8 +164,9 @@ def test_cpu_only_providers_run_the_fallback() -> None:
 
 
 def test_shared_fork_model_needs_a_device(no_hailort: list[dict]) -> None:
-    import hailo_ort.hailoop as hailoop
     from conftest import shared_fixture
+
+    import hailo_ort.hailoop as hailoop
 
     if not hasattr(hailoop, "read"):
         pytest.skip("needs the real HailoOp reader (hailo_ort.hailoop.read)")
@@ -184,7 +185,7 @@ def test_fork_flavour_runs_through_the_fork_provider(monkeypatch: pytest.MonkeyP
     created = []
 
     class RecordingSession:
-        def __init__(self, model, sess_options=None, providers=None, provider_options=None, **kw):  # noqa: ANN001
+        def __init__(self, model, sess_options=None, providers=None, provider_options=None, **kw):
             created.append(providers)
 
         def get_providers(self) -> list[str]:
@@ -227,7 +228,7 @@ def test_session_compile_emulate_runs_on_the_emulator(monkeypatch: pytest.Monkey
     hailo_model, plain = rm.cnn()
     calls = []
 
-    def fake_compile(model, arch=None, backend=None):  # noqa: ANN001
+    def fake_compile(model, arch=None, backend=None):
         calls.append((arch, backend))
         return hailo_model
 
