@@ -324,3 +324,101 @@ def test_emulator_device_contract() -> None:
     device.close()
     with pytest.raises(DeviceError, match="closed"):
         part.infer({spec.vstream: q}, 1000)
+
+
+def test_cpu_segment_with_subgraph_reading_outer_tensors() -> None:
+    """An unnamed If node after the device part reads ``feat`` and an initializer from inside."""
+    import hailoop_builder as hb
+    from onnx import TensorProto, helper, numpy_helper
+
+    part = rm.conv_part(3, 4, 8, seed=1, name="dev")
+    hp = hb.hailo_part(part, ["x"], ["feat"], {"in": rm.calib([1, 3, 8, 8], CNN_CALIB_SEED)})
+    feat_vi = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 8, 8])
+    then_g = helper.make_graph(
+        [helper.make_node("Add", ["feat", "bias"], ["o_then"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("o_then", TensorProto.FLOAT, [1, 4, 8, 8])],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Neg", ["feat"], ["o_else"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("o_else", TensorProto.FLOAT, [1, 4, 8, 8])],
+    )
+    if_node = helper.make_node("If", ["cond"], ["out"], then_branch=then_g, else_branch=else_g)
+    inits = [numpy_helper.from_array(np.array(3.0, np.float32), "bias")]
+    io_in = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
+        helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+    ]
+    model = hb.make_model([hp.node, if_node], io_in, [feat_vi], [hp], inits)
+    nodes, part_inits = rm.inline(part, ["x"], ["feat"], "dev_")
+    plain = hb.make_model([*nodes, if_node], io_in, [feat_vi], [], inits + part_inits)
+    sess = emulator_session(model)
+    assert sess.device_nodes == ["hailo0"]
+    x = rm.calib([1, 3, 8, 8], CNN_CALIB_SEED)
+    step = quant_step(model, "feat")
+    for cond in (True, False):
+        feed = {"x": x, "cond": np.array(cond)}
+        got, want = sess.run(None, feed)[0], ort_run(plain, feed)[0]
+        assert 0 < np.abs(got - want).max() <= 4 * step
+
+
+def test_raw_uint8_streams_are_only_relaid_out() -> None:
+    """Host uint8 NCHW ↔ device uint8 NHWC: values pass unchanged (as Hailo's fork models do)."""
+    import json
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hailo_ort.hailoop.types import StreamSpec
+
+    def spec(vstream: str, tensor: str) -> StreamSpec:
+        return StreamSpec(vstream, tensor, [1, 3, 4, 4], "uint8", [1, 4, 4, 3], "NHWC", "uint8")
+
+    ins, outs = [spec("raw/in", "x")], [spec("raw/out", "y")]
+    emu_graph = helper.make_graph(  # reverse the channels (last axis on the device)
+        [helper.make_node("Gather", ["raw/in", "idx"], ["raw/out"], axis=3)],
+        "emu",
+        [helper.make_tensor_value_info("raw/in", TensorProto.UINT8, [1, 4, 4, 3])],
+        [helper.make_tensor_value_info("raw/out", TensorProto.UINT8, [1, 4, 4, 3])],
+        initializer=[numpy_helper.from_array(np.array([2, 1, 0], np.int64), "idx")],
+    )
+    emu = helper.make_model(emu_graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    meta = {
+        "arch": "hailo8",
+        "backend": "emulate",
+        "inputs": [s.to_dict() for s in ins],
+        "outputs": [s.to_dict() for s in outs],
+    }
+    node = helper.make_node(
+        "HailoOp", ["x"], ["y"], name="raw", domain="ai.hailo", hef=b"",
+        sorted_input_names=["raw/in"], sorted_output_names=["raw/out"],
+        input_format_order=[11], output_format_order=[11], input_quantized=[0], output_quantized=[0],
+        hailo_ort_meta=json.dumps(meta), hailo_ort_emulation=emu.SerializeToString(),
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [node],
+        "raw",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 3, 4, 4])],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.hailo", 1)],
+        ir_version=10,
+    )
+    sess = emulator_session(model)
+    x = np.arange(48, dtype=np.uint8).reshape(1, 3, 4, 4) * 5
+    y = sess.run(None, {"x": x})[0]
+    assert y.dtype == np.uint8
+    np.testing.assert_array_equal(y, x[:, ::-1])
+
+
+def test_closed_session_says_so() -> None:
+    model, _ = rm.cnn()
+    sess = emulator_session(model)
+    sess.close()
+    sess.close()  # idempotent
+    with pytest.raises(HailoOrtError, match="closed"):
+        sess.run(None, {"x": rm.calib([1, 3, 8, 8], 1)})

@@ -153,6 +153,19 @@ def _typed_model(model: onnx.ModelProto, sites: Sequence[HailoOpSite]) -> onnx.M
     """``model`` with inferred shapes, and HailoOp outputs typed from their streams if needed."""
     typed = onnx.ModelProto()
     typed.CopyFrom(model)
+    # Sub-models are cut by node name: give unnamed or clashing CPU nodes unique names.
+    taken = {n.name for n in typed.graph.node if is_hailo_op(n)}
+    for idx, node in enumerate(typed.graph.node):
+        if is_hailo_op(node):
+            continue
+        if not node.name or node.name in taken:
+            base = f"{node.name or node.op_type}_{idx}"
+            name, k = base, 0
+            while name in taken:
+                k += 1
+                name = f"{base}_{k}"
+            node.name = name
+        taken.add(node.name)
     known = {vi.name for vi in list(typed.graph.value_info) + list(typed.graph.output)}
     for site in sites:
         for tensor, spec in zip(site.node.output, site.compiled.outputs):

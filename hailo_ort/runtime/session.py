@@ -191,6 +191,7 @@ class InferenceSession:
         )
 
     def _build(self, choice: ProviderChoice) -> None:
+        self._ort, self._plan, self._device = None, None, None
         self._choice = choice
         self._hailo = choice.hailo
         if not has_hailo_ops(self._model):
@@ -474,12 +475,12 @@ class InferenceSession:
         return next((f for f in files if f), "")
 
     def disable_fallback(self) -> None:
-        if self._ort is not None:
-            self._ort.disable_fallback()
+        if self._plan is None:
+            self._ort.disable_fallback()  # type: ignore[union-attr]
 
     def enable_fallback(self) -> None:
-        if self._ort is not None:
-            self._ort.enable_fallback()
+        if self._plan is None:
+            self._ort.enable_fallback()  # type: ignore[union-attr]
 
     @property
     def device_nodes(self) -> list[str]:
@@ -494,7 +495,7 @@ class InferenceSession:
         if self._device is not None:
             self._device.close()
             self._device = None
-        self._ort = None
+        self._ort = _CLOSED  # type: ignore[assignment]
 
     def __del__(self) -> None:
         try:
@@ -505,9 +506,19 @@ class InferenceSession:
     def __getattr__(self, name: str) -> Any:
         # Anything else onnxruntime's session offers, in pass-through mode.
         ort = self.__dict__.get("_ort")
-        if ort is not None and not name.startswith("__"):
+        if ort is not None and ort is not _CLOSED and not name.startswith("__"):
             return getattr(ort, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class _ClosedSession:
+    """Stands in for the onnxruntime session after close(): every call says so."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise HailoOrtError("the session is closed (set_providers(...) opens it again)")
+
+
+_CLOSED = _ClosedSession()
 
 
 def _ort_name(dtype: np.dtype) -> str:
