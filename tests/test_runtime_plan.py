@@ -422,3 +422,29 @@ def test_closed_session_says_so() -> None:
     sess.close()  # idempotent
     with pytest.raises(HailoOrtError, match="closed"):
         sess.run(None, {"x": rm.calib([1, 3, 8, 8], 1)})
+
+
+def test_emulator_gathers_queued_frames_into_device_batches() -> None:
+    import hailoop_builder as hb
+
+    model, _ = rm.cnn()
+    compiled = hb.read(model)[0].compiled
+    device = EmulatorDevice(latency_ms=200)
+    part = device.load(compiled, batch_size=4)
+    spec = compiled.inputs[0]
+    done = threading.Semaphore(0)
+    errors = []
+
+    def finished(out, err):  # noqa: ANN001
+        if err is not None:
+            errors.append(err)
+        done.release()
+
+    for i in range(4):
+        part.infer_async({spec.vstream: np.full(spec.device_shape, i, np.uint8)}, finished, 5000)
+    for _ in range(4):
+        assert done.acquire(timeout=5)
+    assert not errors
+    # the first frame may start alone; the three queued behind it share one batch
+    assert part.batches_run <= 2
+    device.close()

@@ -152,7 +152,7 @@ def _executor() -> ThreadPoolExecutor:
     if _async_pool is None:
         with _async_lock:
             if _async_pool is None:
-                _async_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hailo-ort-run")
+                _async_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hailo-ort-run")
     return _async_pool
 
 

@@ -80,6 +80,7 @@ class EmulatedPartition(LoadedPartition):
         self._closed = False
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self.batches_run = 0  # device batches run so far (statistics)
 
     # -- the device queue -------------------------------------------------------------------
     def _ensure_worker(self) -> None:
@@ -92,22 +93,48 @@ class EmulatedPartition(LoadedPartition):
                     self._worker.start()
 
     def _work(self) -> None:
+        pending: list[Any] = []
         while True:
-            job = self._queue.get()
+            job = pending.pop(0) if pending else self._queue.get()
             if job is _STOP:
                 return
-            inputs, callback, deadline = job
-            if time.monotonic() > deadline:
-                callback(None, DeviceError(f"{self.name}: timed out waiting in the device queue"))
-                continue
-            try:
+            # Like the device, take up to batch_size frames from the queue into one batch:
+            # the modelled latency is paid once per batch.
+            batch = [job]
+            frames = self._frames(job[0])
+            while frames < self.batch_size:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP or frames + self._frames(nxt[0]) > self.batch_size:
+                    pending.append(nxt)
+                    break
+                batch.append(nxt)
+                frames += self._frames(nxt[0])
+            now = time.monotonic()
+            live = []
+            for inputs, callback, deadline in batch:
+                if now > deadline:
+                    callback(None, DeviceError(f"{self.name}: timed out waiting in the device queue"))
+                else:
+                    live.append((inputs, callback))
+            if live:
+                self.batches_run += 1
                 if self._latency_s:
                     time.sleep(self._latency_s)
-                out = self._run(inputs)
-            except BaseException as exc:  # handed to the callback, never lost
-                callback(None, exc if isinstance(exc, DeviceError) else DeviceError(str(exc)))
-                continue
-            callback(out, None)
+            for inputs, callback in live:
+                try:
+                    out = self._run(inputs)
+                except BaseException as exc:  # handed to the callback, never lost
+                    callback(None, exc if isinstance(exc, DeviceError) else DeviceError(str(exc)))
+                    continue
+                callback(out, None)
+
+    @staticmethod
+    def _frames(inputs: dict[str, np.ndarray]) -> int:
+        first = next(iter(inputs.values()), None)
+        return int(first.shape[0]) if first is not None and first.ndim else 1
 
     def _run(self, inputs: dict[str, np.ndarray]) -> DeviceOutputs:
         frames = {int(np.shape(v)[0]) if np.ndim(v) else 1 for v in inputs.values()}
