@@ -26,8 +26,8 @@ import hailo_ort
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
-def build_model():  # noqa: ANN201
-    import hailoop_builder  # noqa: F401  (temporary: see the module docstring)
+def build_model():
+    import hailoop_builder
     import runtime_models
 
     if not hasattr(hailo_ort.hailoop, "read"):
@@ -48,7 +48,7 @@ def pipelined(sess: hailo_ort.InferenceSession, x: np.ndarray, n: int, in_flight
     finished = threading.Semaphore(0)
     errors: list[str] = []
 
-    def callback(outputs, user_data, err):  # noqa: ANN001
+    def callback(outputs, user_data, err):
         if err:
             errors.append(err)
         slots.release()
@@ -87,7 +87,11 @@ def main() -> int:
         )
         sess.run(None, {"x": x})
         rows.append(
-            {"mode": "sequential run", "batch_size": batch_size, "fps": sequential(sess, x, args.requests)}
+            {
+                "mode": "sequential run",
+                "batch_size": batch_size,
+                "fps": sequential(sess, x, args.requests),
+            }
         )
         for in_flight in (4, 8):
             rows.append(

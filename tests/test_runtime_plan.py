@@ -435,7 +435,7 @@ def test_emulator_gathers_queued_frames_into_device_batches() -> None:
     done = threading.Semaphore(0)
     errors = []
 
-    def finished(out, err):  # noqa: ANN001
+    def finished(out, err):
         if err is not None:
             errors.append(err)
         done.release()

@@ -248,3 +248,34 @@ def test_session_rejects_bad_options() -> None:
         hailo_ort.session(rm.tiny_plain(), compile=False, colour="blue")
     with pytest.raises(CompileError, match="compile="):
         hailo_ort.session(rm.tiny_plain(), compile="tensorflow")
+
+
+def test_invalid_graph_is_a_model_error_of_onnxruntime_type() -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["x"], ["y"])],
+        "dup",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    with pytest.raises(Exception) as ref:
+        onnxruntime.InferenceSession(data, providers=CPU)
+    with pytest.raises(ModelError) as err:
+        hailo_ort.InferenceSession(data)
+    assert isinstance(err.value, type(ref.value))
+
+
+@pytest.mark.usefixtures("no_hailort")
+def test_malformed_hailoop_metadata_is_a_format_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hailo_ort.hailoop as hailoop
+    from hailo_ort.errors import HailoOpFormatError
+
+    def broken_reader(model):
+        raise KeyError("inputs")
+
+    monkeypatch.setattr(hailoop, "read", broken_reader, raising=False)
+    model, _ = rm.cnn()
+    with pytest.raises(HailoOpFormatError, match="malformed HailoOp"):
+        hailo_ort.InferenceSession(model.SerializeToString())

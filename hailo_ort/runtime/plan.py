@@ -78,8 +78,14 @@ def read_hailo_ops(model: onnx.ModelProto) -> list[HailoOpSite]:
             "this hailo-ort build has no HailoOp reader (hailo_ort.hailoop.read)"
         )
     by_name = {n.name: n for n in model.graph.node if is_hailo_op(n)}
+    try:
+        nodes = list(reader(model))
+    except HailoOrtError:
+        raise
+    except Exception as exc:
+        raise HailoOpFormatError(f"malformed HailoOp node: {exc}") from exc
     sites = []
-    for found in reader(model):
+    for found in nodes:
         node = by_name.get(found.node_name)
         if node is None:
             raise HailoOpFormatError(f"HailoOp node {found.node_name!r} not found in the graph")

@@ -143,6 +143,20 @@ def _fork_flavour(model: onnx.ModelProto) -> bool:
     return model.ir_version <= 8 and all(not n.overload for n in model.graph.node if is_hailo_op(n))
 
 
+_ORT_STATE = "onnxruntime.capi.onnxruntime_pybind11_state"
+_MODEL_ERRORS: dict[type, type] = {}
+
+
+def _model_error(exc: Exception) -> Exception:
+    """onnxruntime's load error as a ModelError that is still of onnxruntime's type."""
+    base = type(exc)
+    cls = _MODEL_ERRORS.get(base)
+    if cls is None:
+        cls = type(base.__name__, (ModelError, base), {"__module__": __name__})
+        _MODEL_ERRORS[base] = cls
+    return cls(str(exc))
+
+
 _async_pool: ThreadPoolExecutor | None = None
 _async_lock = threading.Lock()
 
@@ -182,13 +196,18 @@ class InferenceSession:
 
     # ---- construction ---------------------------------------------------------------------
     def _ort_session(self, model: Any, choice: ProviderChoice) -> onnxruntime.InferenceSession:
-        return onnxruntime.InferenceSession(
-            model,
-            sess_options=self._sess_options,
-            providers=choice.ort_providers,
-            provider_options=choice.ort_provider_options,
-            **self._kwargs,
-        )
+        try:
+            return onnxruntime.InferenceSession(
+                model,
+                sess_options=self._sess_options,
+                providers=choice.ort_providers,
+                provider_options=choice.ort_provider_options,
+                **self._kwargs,
+            )
+        except Exception as exc:
+            if type(exc).__module__ != _ORT_STATE or isinstance(exc, HailoOrtError):
+                raise
+            raise _model_error(exc) from exc
 
     def _build(self, choice: ProviderChoice) -> None:
         self._ort, self._plan, self._device = None, None, None

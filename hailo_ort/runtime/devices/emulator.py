@@ -116,7 +116,9 @@ class EmulatedPartition(LoadedPartition):
             live = []
             for inputs, callback, deadline in batch:
                 if now > deadline:
-                    callback(None, DeviceError(f"{self.name}: timed out waiting in the device queue"))
+                    callback(
+                        None, DeviceError(f"{self.name}: timed out waiting in the device queue")
+                    )
                 else:
                     live.append((inputs, callback))
             if live:
