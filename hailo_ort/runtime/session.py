@@ -218,7 +218,12 @@ class InferenceSession:
             return
         check_model_graph(self._model)
         options = choice.hailo
-        if options is not None and fork_provider_available() and _fork_flavour(self._model):
+        if (
+            options is not None
+            and options.device != "emulator"
+            and fork_provider_available()
+            and _fork_flavour(self._model)
+        ):
             fork = ProviderChoice(
                 options,
                 [HAILO_PROVIDER, *choice.ort_providers],
