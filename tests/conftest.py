@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+# ../shared/fixtures from the project root; git worktrees (../wt/<name>) look one level higher.
+SHARED_FIXTURES = next(
+    (
+        base / "shared" / "fixtures"
+        for base in (REPO_ROOT.parent, REPO_ROOT.parent.parent)
+        if (base / "shared" / "fixtures").is_dir()
+    ),
+    REPO_ROOT.parent / "shared" / "fixtures",
+)
 
 
 def shared_fixture(relpath: str) -> Path:

@@ -11,6 +11,7 @@ reader and writer exist (build test models with ``hailo_ort.hailoop.embed`` inst
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -152,13 +153,26 @@ def hailo_part(
         _spec(f"{net}/output_layer{j + 1}", outer, _shape(vi), float(y.min()), float(y.max()))
         for j, (outer, vi, y) in enumerate(zip(outer_outputs, device_part.graph.output, float_out))
     ]
-    emulation = emulation_model(device_part, ins, outs) if with_emulation else None
+    emulation = emulation_model(device_part, ins, outs) if with_emulation and hef is None else None
+    backend = "emulate" if with_emulation and hef is None else "dfc"
+    partition = Partition(
+        index=0,
+        nodes=[n.name for n in device_part.graph.node],
+        start_nodes=[],
+        end_nodes=[],
+        inputs=[TensorSpec(s.tensor, s.shape, s.dtype) for s in ins],
+        outputs=[TensorSpec(s.tensor, s.shape, s.dtype) for s in outs],
+    )
+    payload = emulation if backend == "emulate" else hef
+    # The metadata as docs/hailoop-format.md specifies it (format 1).
     meta = {
-        "version": 1,
+        "format": 1,
         "arch": "hailo8l",
-        "backend": "emulate" if with_emulation and hef is None else "dfc",
+        "backend": backend,
+        "partition": partition.to_dict(),
         "inputs": [s.to_dict() for s in ins],
         "outputs": [s.to_dict() for s in outs],
+        "payload_sha256": hashlib.sha256(payload or b"").hexdigest(),
     }
     attrs = {
         "hef": hef or b"",
@@ -178,18 +192,10 @@ def hailo_part(
     )
     if overload:
         node.overload = overload
-    partition = Partition(
-        index=0,
-        nodes=[n.name for n in device_part.graph.node],
-        start_nodes=[],
-        end_nodes=[],
-        inputs=[TensorSpec(s.tensor, s.shape, s.dtype) for s in ins],
-        outputs=[TensorSpec(s.tensor, s.shape, s.dtype) for s in outs],
-    )
     compiled = CompiledPartition(
         partition=partition,
         arch="hailo8l",
-        backend=meta["backend"],
+        backend=backend,
         inputs=ins,
         outputs=outs,
         hef=hef,
@@ -243,7 +249,10 @@ def read(model: onnx.ModelProto) -> list[ShimHailoOpNode]:
         outs = [StreamSpec.from_dict(d) for d in meta["outputs"]]
         emulation = attrs["hailo_ort_emulation"].s if "hailo_ort_emulation" in attrs else None
         hef = attrs["hef"].s or None
-        partition = Partition(0, [], [], [], [], [])
+        p = meta["partition"]
+        partition = Partition(
+            p["index"], p["nodes"], p.get("start_nodes", []), p.get("end_nodes", []), [], []
+        )
         compiled = CompiledPartition(
             partition, meta["arch"], meta["backend"], ins, outs, hef=hef, emulation=emulation
         )

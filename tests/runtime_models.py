@@ -68,6 +68,13 @@ def inline(part: onnx.ModelProto, outer_in: list[str], outer_out: list[str], pre
     return nodes, inits
 
 
+def fixture_hef() -> bytes:
+    """A real HEF (Hailo-8, from ../shared/fixtures): a payload the HEF reader accepts."""
+    from conftest import shared_fixture
+
+    return shared_fixture("hef/arcface_mobilefacenet_hailo8_v1.hef").read_bytes()
+
+
 def calib(shape: list[int], seed: int, scale: float = 1.0) -> np.ndarray:
     return (np.random.default_rng(seed).random(shape, dtype=np.float32) * scale).astype(np.float32)
 

@@ -188,7 +188,7 @@ def test_device_fault_without_fallback_body_raises(monkeypatch: pytest.MonkeyPat
 
 
 def test_hef_only_partition_on_the_emulator(caplog: pytest.LogCaptureFixture) -> None:
-    model, plain = rm.cnn(with_emulation=False, hef=b"HEF")
+    model, plain = rm.cnn(with_emulation=False, hef=rm.fixture_hef())
     sess = emulator_session(model)
     assert sess.get_providers() == CPU
     x = rm.calib([1, 3, 8, 8], 2)
@@ -385,9 +385,12 @@ def test_raw_uint8_streams_are_only_relaid_out() -> None:
         initializer=[numpy_helper.from_array(np.array([2, 1, 0], np.int64), "idx")],
     )
     emu = helper.make_model(emu_graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    part = {"index": 0, "nodes": ["g"], "inputs": [], "outputs": []}
     meta = {
+        "format": 1,
         "arch": "hailo8",
         "backend": "emulate",
+        "partition": part,
         "inputs": [s.to_dict() for s in ins],
         "outputs": [s.to_dict() for s in outs],
     }

@@ -131,7 +131,7 @@ def test_no_device_with_fallback_error_raises() -> None:
 
 @pytest.mark.usefixtures("hailoop_reader", "no_hailort")
 def test_model_without_fallback_body_needs_a_device() -> None:
-    model, _ = rm.cnn(with_fallback=False, with_emulation=False, hef=b"HEF-bytes")
+    model, _ = rm.cnn(with_fallback=False, with_emulation=False, hef=rm.fixture_hef())
     with pytest.raises(DeviceError, match=r"needs a Hailo device.*hailo0"):
         hailo_ort.InferenceSession(model.SerializeToString())
 
@@ -180,7 +180,7 @@ def test_shared_fork_model_needs_a_device(no_hailort: list[dict]) -> None:
 
 @pytest.mark.usefixtures("hailoop_reader")
 def test_fork_flavour_runs_through_the_fork_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    model, _ = rm.cnn(with_fallback=False, with_emulation=False, hef=b"HEF")
+    model, _ = rm.cnn(with_fallback=False, with_emulation=False, hef=rm.fixture_hef())
     model.ir_version = 8
     created = []
 
