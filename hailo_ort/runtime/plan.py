@@ -560,8 +560,16 @@ def load_partitions(
     return loaded
 
 
+def name_hailo_nodes(model: onnx.ModelProto) -> None:
+    """Name unnamed HailoOp nodes ``HailoOp_<index in graph.node>``, as the reader calls them."""
+    for index, node in enumerate(model.graph.node):
+        if is_hailo_op(node) and not node.name:
+            node.name = f"{HAILO_OP}_{index}"
+
+
 def check_model_graph(model: onnx.ModelProto) -> None:
-    """Reject HailoOp nodes without names (the plan refers to nodes by name)."""
+    """Reject HailoOp nodes with clashing names (the plan refers to nodes by name)."""
     names = [n.name for n in model.graph.node if is_hailo_op(n)]
-    if any(not n for n in names) or len(set(names)) != len(names):
-        raise ModelError("every HailoOp node needs a unique, non-empty name")
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ModelError(f"HailoOp node names must be unique; repeated: {', '.join(dup)}")

@@ -36,6 +36,7 @@ from .plan import (
     is_hailo_op,
     load_partitions,
     log_once,
+    name_hailo_nodes,
     ort_type_name,
     read_hailo_ops,
 )
@@ -216,7 +217,6 @@ class InferenceSession:
         if not has_hailo_ops(self._model):
             self._ort = self._ort_session(self._ort_arg, choice)
             return
-        check_model_graph(self._model)
         options = choice.hailo
         if (
             options is not None
@@ -232,6 +232,8 @@ class InferenceSession:
             self._ort = self._ort_session(self._ort_arg, fork)
             return
         full = self._full_model()
+        name_hailo_nodes(full)
+        check_model_graph(full)
         sites = read_hailo_ops(full)
         if options is None:
             self._run_on_cpu(sites, "HailoExecutionProvider is not in the providers", choice)
@@ -262,12 +264,15 @@ class InferenceSession:
         self._setup_plan_metadata(full)
 
     def _full_model(self) -> onnx.ModelProto:
+        """The model with its external data (a copy the plan may modify)."""
         if self._path is not None:
             try:
                 return onnx.load(str(self._path))
             except Exception as exc:
                 raise ModelError(f"{self._path}: cannot load external data: {exc}") from exc
-        return self._model
+        copy = onnx.ModelProto()
+        copy.CopyFrom(self._model)
+        return copy
 
     def _plan_session(self, choice: ProviderChoice) -> Callable[[onnx.ModelProto], Any]:
         def make(sub: onnx.ModelProto) -> onnxruntime.InferenceSession:
