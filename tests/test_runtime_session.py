@@ -279,3 +279,23 @@ def test_malformed_hailoop_metadata_is_a_format_error(monkeypatch: pytest.Monkey
     model, _ = rm.cnn()
     with pytest.raises(HailoOpFormatError, match="malformed HailoOp"):
         hailo_ort.InferenceSession(model.SerializeToString())
+
+
+@pytest.mark.usefixtures("no_hailort")
+def test_session_compile_failure(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hailo_ort.runtime.plan as plan_module
+
+    def failing_compile(model, arch=None, backend=None, **kw):  # noqa: ANN001
+        raise CompileError("DFC: unsupported layer")
+
+    monkeypatch.setattr(hailo_ort, "compile", failing_compile, raising=False)
+    monkeypatch.setattr(session_module, "_dfc_available", lambda: True)
+    monkeypatch.setattr(plan_module, "_logged", set())
+    with caplog.at_level(logging.WARNING, logger="hailo_ort"):
+        sess = hailo_ort.session(rm.tiny_plain(), arch="hailo8l")  # auto: falls back, says why
+    assert sess.get_providers() == CPU
+    assert any("unsupported layer" in r.getMessage() for r in caplog.records)
+    with pytest.raises(CompileError, match="unsupported layer"):
+        hailo_ort.session(rm.tiny_plain(), compile="emulate")

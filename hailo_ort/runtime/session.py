@@ -663,17 +663,17 @@ def _view(device_type: str, element_type: Any, shape: Sequence[int], ptr: int) -
 
 
 def _dfc_available() -> bool:
+    """Whether a Hailo DFC is at hand (``hailo_ort.compile.dfc.find_dfc_python`` when present)."""
     try:
-        from .. import compile as compile_module
-
-        probe = getattr(compile_module, "dfc_available", None)
-        if callable(probe):
-            return bool(probe())
+        from ..compile.dfc import find_dfc_python  # type: ignore[import-not-found]
     except ImportError:
-        pass
-    import importlib.util
+        import importlib.util
 
-    return importlib.util.find_spec("hailo_sdk_client") is not None
+        return importlib.util.find_spec("hailo_sdk_client") is not None
+    try:
+        return find_dfc_python() is not None
+    except HailoOrtError:
+        return False
 
 
 def _device_arch(options: HailoOptions) -> str | None:
@@ -710,6 +710,7 @@ def session(
     *,
     compile: str | bool | None = None,
     arch: str | None = None,
+    calibration: Any = None,
     sess_options: onnxruntime.SessionOptions | None = None,
     providers: Sequence[ProviderSpec] | None = None,
     **options: Any,
@@ -719,7 +720,7 @@ def session(
     ``compile``: None (compile with the DFC when it is installed, else run on the CPU and log
     why), ``"dfc"`` (the DFC or an error), ``"emulate"`` (the emulate backend; runs on the
     emulator unless ``device`` is given) or False (never compile). ``arch`` is the target arch
-    (default: that of the device present). Other keyword arguments are HailoExecutionProvider
+    (default: that of the device present); ``calibration`` goes to ``hailo_ort.compile``. Other keyword arguments are HailoExecutionProvider
     options (``device``, ``fallback``, ``batch_size``...). ``providers`` lists the providers
     after the Hailo one (default CPU).
     """
@@ -745,7 +746,9 @@ def session(
             import hailo_ort
 
             try:
-                source = _compiled_model(hailo_ort.compile(model, arch=target, backend=backend))
+                extra = {} if calibration is None else {"calibration": calibration}
+                result = hailo_ort.compile(model, arch=target, backend=backend, **extra)
+                source = _compiled_model(result)
             except HailoOrtError as exc:
                 if compile is not None and compile != "auto":
                     raise
