@@ -287,7 +287,7 @@ def test_session_compile_failure(
 ) -> None:
     import hailo_ort.runtime.plan as plan_module
 
-    def failing_compile(model, arch=None, backend=None, **kw):  # noqa: ANN001
+    def failing_compile(model, arch=None, backend=None, **kw):
         raise CompileError("DFC: unsupported layer")
 
     monkeypatch.setattr(hailo_ort, "compile", failing_compile, raising=False)

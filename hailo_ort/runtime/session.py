@@ -26,7 +26,7 @@ import onnx
 import onnxruntime
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
-from ..errors import CompileError, DeviceError, HailoOrtError, ModelError
+from ..errors import CalibrationError, CompileError, DeviceError, HailoOrtError, ModelError
 from .devices import open_device
 from .devices.base import Device
 from .plan import (
@@ -751,6 +751,11 @@ def session(
                 source = _compiled_model(result)
             except HailoOrtError as exc:
                 if compile is not None and compile != "auto":
+                    if isinstance(exc, CalibrationError) and calibration is None:
+                        raise CalibrationError(
+                            f"{exc} (hailo_ort.session: pass calibration=..., e.g. an .npy "
+                            "file, a folder of images, or 'random' for a smoke test)"
+                        ) from exc
                     raise
                 reason = f"compilation failed: {exc}"
         elif compile == backend:
