@@ -367,7 +367,12 @@ class DeviceStep:
 
     def _on_device_failure(self, exc: Exception, xs: list[np.ndarray]) -> list[np.ndarray]:
         if self.options.fallback == "cpu" and self.site.has_fallback:
-            _log.warning(
+            log_once(
+                logging.WARNING,
+                f"HailoOp {self.name}: device failed ({type(exc).__name__}: {exc}); such "
+                "requests run on the CPU (float fallback) while the device fails",
+            )
+            _log.debug(
                 "HailoOp %s: device failed (%s); ran this request on the CPU", self.name, exc
             )
             return self._run_fallback(xs)
