@@ -299,3 +299,18 @@ def test_session_compile_failure(
     assert any("unsupported layer" in r.getMessage() for r in caplog.records)
     with pytest.raises(CompileError, match="unsupported layer"):
         hailo_ort.session(rm.tiny_plain(), compile="emulate")
+
+
+def test_import_swap_drop_in() -> None:
+    """Code written against onnxruntime runs with `import hailo_ort as ort`."""
+    import hailo_ort as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(
+        rm.tiny_plain().SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    )
+    x = ort.OrtValue.ortvalue_from_numpy(np.ones((1, 16), np.float32))
+    out = sess.run_with_ort_values(["y"], {"x": x}, ort.RunOptions())
+    np.testing.assert_array_equal(out[0].numpy(), np.full((1, 16), 2.0, np.float32))
+    assert ort.get_device() == onnxruntime.get_device()
