@@ -451,3 +451,25 @@ def test_emulator_gathers_queued_frames_into_device_batches() -> None:
     # the first frame may start alone; the three queued behind it share one batch
     assert part.batches_run <= 2
     device.close()
+
+
+def test_overridable_initializer_in_a_cpu_segment() -> None:
+    """An initializer that is also a graph input: its default is used unless it is fed."""
+    from onnx import TensorProto, helper
+
+    model, plain = rm.cnn()
+    for m in (model, plain):
+        m.ir_version = 10
+        m.graph.input.append(helper.make_tensor_value_info("two", TensorProto.FLOAT, []))
+    sess = emulator_session(model)
+    ref = onnxruntime.InferenceSession(plain.SerializeToString(), providers=CPU)
+    assert [a.name for a in sess.get_overridable_initializers()] == ["two"]
+    assert [a.name for a in ref.get_overridable_initializers()] == ["two"]
+    x = rm.calib([1, 3, 8, 8], CNN_CALIB_SEED)
+    step = quant_step(model, "feat")
+    default = sess.run(["feat"], {"x": x})[0]
+    assert np.abs(default - ref.run(["feat"], {"x": x})[0]).max() <= 4 * step
+    half = {"x": x, "two": np.array(1.0, np.float32)}  # Mul by 1 instead of 2
+    overridden = sess.run(["feat"], half)[0]
+    assert np.abs(overridden - ref.run(["feat"], half)[0]).max() <= 4 * step
+    assert np.abs(overridden - default).max() > 10 * step

@@ -463,6 +463,10 @@ class Plan:
                     )
         self.steps = steps
         self.output_names = graph_outputs
+        for site in sites:
+            for x in site.node.input:
+                if x in initializers:
+                    self.constants.setdefault(x, numpy_helper.to_array(initializers[x]))
         for out in graph_outputs:
             if out in initializers and out not in producer:
                 self.constants[out] = numpy_helper.to_array(initializers[out])
@@ -489,10 +493,11 @@ class Plan:
             for x in _node_reads(node):
                 if x in produced_set or x in inputs:
                     continue
-                if x in initializers and x not in graph_inputs:
-                    if x in direct:
+                if x in initializers:
+                    if x in direct and x not in graph_inputs:
                         continue  # copied into the sub-model by extract_subgraph
-                    self.constants[x] = numpy_helper.to_array(initializers[x])
+                    # read from a subgraph, or overridable (a graph input): fed, default value
+                    self.constants.setdefault(x, numpy_helper.to_array(initializers[x]))
                 inputs.append(x)
         outputs = [
             t

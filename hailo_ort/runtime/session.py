@@ -302,10 +302,9 @@ class InferenceSession:
         self._outputs = [_node_arg(vi) for vi in g.output]
         self._output_names = [o.name for o in self._outputs]
         self._input_types = {
-            vi.name: (_np_dtype(vi.type.tensor_type.elem_type), self._dims(vi))
-            for vi in g.input
-            if vi.name not in init_names
+            vi.name: (_np_dtype(vi.type.tensor_type.elem_type), self._dims(vi)) for vi in g.input
         }
+        self._required = [vi.name for vi in g.input if vi.name not in init_names]
         self._meta = ModelMetadata(
             producer_name=model.producer_name,
             graph_name=g.name,
@@ -331,7 +330,7 @@ class InferenceSession:
         for name in names:
             if name not in self._output_names:
                 raise InvalidFeedError(_ort_prefixed(f"Invalid output name:{name}"))
-        missing = [n for n in self._input_types if n not in input_feed]
+        missing = [n for n in self._required if n not in input_feed]
         if missing:
             raise MissingInputError(
                 f"Required inputs ({missing}) are missing from input feed ({list(input_feed)})."
