@@ -63,6 +63,17 @@ class MissingInputError(HailoOrtError, ValueError):
     """Required inputs are missing from the feed (onnxruntime raises ValueError here too)."""
 
 
+def _feed_error(exc: Exception) -> Exception:
+    """onnxruntime's bad-feed error as ours (still of onnxruntime's type); others unchanged."""
+    if isinstance(exc, HailoOrtError):
+        return exc
+    if isinstance(exc, InvalidArgument):
+        return InvalidFeedError(str(exc))
+    if "missing from input feed" in str(exc):
+        return MissingInputError(str(exc))
+    return exc
+
+
 def _ort_prefixed(message: str) -> str:
     return f"[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : {message}"
 
@@ -386,14 +397,8 @@ class InferenceSession:
         if plan is None:
             try:
                 return self._ort.run(output_names, input_feed, run_options)  # type: ignore[union-attr]
-            except InvalidArgument as exc:
-                if isinstance(exc, HailoOrtError):
-                    raise
-                raise InvalidFeedError(str(exc)) from None
-            except ValueError as exc:
-                if isinstance(exc, HailoOrtError) or "missing from input feed" not in str(exc):
-                    raise
-                raise MissingInputError(str(exc)) from None
+            except (InvalidArgument, ValueError) as exc:
+                raise _feed_error(exc) from None
         names, feeds = self._check(output_names, input_feed)
         return plan.run(names, feeds, run_options)
 
@@ -408,7 +413,10 @@ class InferenceSession:
         """Run in the background; ``callback(outputs, user_data, error_message)`` when done."""
         plan = self._plan
         if plan is None:
-            self._ort.run_async(output_names, input_feed, callback, user_data, run_options)  # type: ignore[union-attr]
+            try:
+                self._ort.run_async(output_names, input_feed, callback, user_data, run_options)  # type: ignore[union-attr]
+            except (InvalidArgument, ValueError) as exc:
+                raise _feed_error(exc) from None
             return
         names, feeds = self._check(output_names, input_feed)
 
