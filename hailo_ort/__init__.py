@@ -23,6 +23,30 @@ _LAZY: dict[str, tuple[str, str]] = {
     "hef": ("hailo_ort.hef", None),
     "hailoop": ("hailo_ort.hailoop", None),
     "backend": ("hailo_ort.runtime.backend", None),
+    # The rest of onnxruntime's API, so that `import hailo_ort as ort` is a drop-in.
+    **{
+        name: ("onnxruntime", name)
+        for name in (
+            "SessionOptions",
+            "RunOptions",
+            "OrtValue",
+            "SparseTensor",
+            "IOBinding",
+            "GraphOptimizationLevel",
+            "ExecutionMode",
+            "ExecutionOrder",
+            "NodeArg",
+            "ModelMetadata",
+            "OrtDevice",
+            "OrtMemoryInfo",
+            "get_device",
+            "get_all_providers",
+            "get_version_string",
+            "set_default_logger_severity",
+            "set_default_logger_verbosity",
+            "set_seed",
+        )
+    },
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,0 +1,55 @@
+"""Devices that run compiled partitions: HailoRT (``hailort.py``) and the emulator.
+
+:func:`open_device` picks one from the ``HailoExecutionProvider`` options. The HailoRT device
+lives in ``hailo_ort.runtime.devices.hailort`` and is imported lazily: its entry point is
+``open_device(device_id=None, group_id=None, multi_process_service=False) -> Device``; an
+ImportError there (module or ``hailo_platform`` missing) means "no HailoRT device".
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from ...errors import DeviceError
+from ..providers import HailoOptions
+from .base import Device, LoadedPartition
+
+__all__ = ["Device", "LoadedPartition", "open_device", "open_hailort_device"]
+
+_log = logging.getLogger("hailo_ort")
+
+
+def open_hailort_device(options: HailoOptions) -> Device:
+    """Open a HailoRT device; DeviceError when HailoRT or a device is missing."""
+    try:
+        module = importlib.import_module("hailo_ort.runtime.devices.hailort")
+        opener = module.open_device
+    except (ImportError, AttributeError) as exc:
+        raise DeviceError(f"HailoRT is not available here ({exc})") from exc
+    try:
+        return opener(
+            device_id=options.device_id,
+            group_id=options.group_id,
+            multi_process_service=options.multi_process_service,
+        )
+    except ImportError as exc:  # hailo_platform missing
+        raise DeviceError(f"HailoRT (hailo_platform) is not installed ({exc})") from exc
+
+
+def open_device(options: HailoOptions) -> Device | None:
+    """The device the options ask for; None when ``device="auto"`` finds no HailoRT device.
+
+    ``"hailort"`` and ``"emulator"`` raise DeviceError when that device cannot be opened.
+    """
+    if options.device == "emulator":
+        from .emulator import EmulatorDevice
+
+        return EmulatorDevice(latency_ms=options.latency_ms)
+    if options.device == "hailort":
+        return open_hailort_device(options)
+    try:
+        return open_hailort_device(options)
+    except DeviceError as exc:
+        _log.debug("no HailoRT device: %s", exc)
+        return None

@@ -1,0 +1,784 @@
+"""``hailo_ort.InferenceSession``: a drop-in for ``onnxruntime.InferenceSession``.
+
+A model without HailoOp nodes is a thin pass-through to one onnxruntime session. A model with
+HailoOp nodes runs, by the first rule that applies:
+
+1. through Hailo's ONNX Runtime fork, when it is installed and the model is in its flavour;
+2. as a plan of CPU segments (onnxruntime) and device segments (HailoRT or the emulator);
+3. on the CPU in one onnxruntime session, through the float fallback bodies, when there is no
+   device and ``fallback="cpu"`` (a model without fallback bodies raises DeviceError).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import onnx
+import onnxruntime
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+from ..errors import CalibrationError, CompileError, DeviceError, HailoOrtError, ModelError
+from .devices import open_device
+from .devices.base import Device
+from .plan import (
+    Plan,
+    check_model_graph,
+    has_hailo_ops,
+    is_hailo_op,
+    load_partitions,
+    log_once,
+    name_hailo_nodes,
+    ort_type_name,
+    read_hailo_ops,
+)
+from .providers import (
+    CPU_PROVIDER,
+    HAILO_PROVIDER,
+    HailoOptions,
+    ProviderChoice,
+    ProviderSpec,
+    fork_provider_available,
+    split_providers,
+)
+
+_log = logging.getLogger("hailo_ort")
+
+ModelSource = Union[str, bytes, os.PathLike, onnx.ModelProto]
+
+
+class InvalidFeedError(HailoOrtError, InvalidArgument):
+    """A bad feed (unknown name, wrong dtype, rank or shape): onnxruntime's InvalidArgument."""
+
+
+class MissingInputError(HailoOrtError, ValueError):
+    """Required inputs are missing from the feed (onnxruntime raises ValueError here too)."""
+
+
+def _feed_error(exc: Exception) -> Exception:
+    """onnxruntime's bad-feed error as ours (still of onnxruntime's type); others unchanged."""
+    if isinstance(exc, HailoOrtError):
+        return exc
+    if isinstance(exc, InvalidArgument):
+        return InvalidFeedError(str(exc))
+    if "missing from input feed" in str(exc):
+        return MissingInputError(str(exc))
+    return exc
+
+
+def _ort_prefixed(message: str) -> str:
+    return f"[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : {message}"
+
+
+# ---- metadata objects (plan mode; pass-through sessions return onnxruntime's own) ----------
+
+
+@dataclass(frozen=True)
+class NodeArg:
+    """A graph input or output as onnxruntime's ``NodeArg`` describes it."""
+
+    name: str
+    type: str
+    shape: list[Any]
+
+    def __str__(self) -> str:
+        return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape!r})"
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """The model metadata as onnxruntime's ``ModelMetadata`` gives it."""
+
+    producer_name: str
+    graph_name: str
+    domain: str
+    description: str
+    graph_description: str
+    version: int
+    custom_metadata_map: dict[str, str] = field(default_factory=dict)
+
+
+def _node_arg(vi: onnx.ValueInfoProto) -> NodeArg:
+    t = vi.type.tensor_type
+    dims: list[Any] = []
+    for d in t.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return NodeArg(vi.name, ort_type_name(t.elem_type), dims)
+
+
+def _np_dtype(elem_type: int) -> np.dtype:
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+
+
+# ---- model loading ----------------------------------------------------------------------
+
+
+def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
+    """(what onnxruntime takes, the ModelProto without external data, the path if any)."""
+    if isinstance(source, onnx.ModelProto):
+        return source.SerializeToString(), source, None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        try:
+            return data, onnx.load_model_from_string(data), None
+        except Exception as exc:
+            raise ModelError(f"the model bytes are not an ONNX model: {exc}") from exc
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:
+            raise ModelError(f"{path} is not an ONNX model: {exc}") from exc
+        return str(path), model, path
+    raise ModelError(
+        f"expected a model path, bytes or onnx.ModelProto, got {type(source).__name__}"
+    )
+
+
+def _fork_flavour(model: onnx.ModelProto) -> bool:
+    """Whether Hailo's fork can run the model: IR ≤ 8 and HailoOp nodes without overloads."""
+    return model.ir_version <= 8 and all(not n.overload for n in model.graph.node if is_hailo_op(n))
+
+
+_ORT_STATE = "onnxruntime.capi.onnxruntime_pybind11_state"
+_MODEL_ERRORS: dict[type, type] = {}
+
+
+def _model_error(exc: Exception) -> Exception:
+    """onnxruntime's load error as a ModelError that is still of onnxruntime's type."""
+    base = type(exc)
+    cls = _MODEL_ERRORS.get(base)
+    if cls is None:
+        cls = type(base.__name__, (ModelError, base), {"__module__": __name__})
+        _MODEL_ERRORS[base] = cls
+    return cls(str(exc))
+
+
+_async_pool: ThreadPoolExecutor | None = None
+_async_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _async_pool
+    if _async_pool is None:
+        with _async_lock:
+            if _async_pool is None:
+                _async_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hailo-ort-run")
+    return _async_pool
+
+
+class InferenceSession:
+    """Drop-in for ``onnxruntime.InferenceSession`` that runs HailoOp nodes on a Hailo device.
+
+    ``providers`` / ``provider_options`` take ``"HailoExecutionProvider"`` with its options the
+    ONNX Runtime way; ``providers=None`` means the Hailo provider with default options, then CPU.
+    """
+
+    def __init__(
+        self,
+        path_or_bytes: ModelSource,
+        sess_options: onnxruntime.SessionOptions | None = None,
+        providers: Sequence[ProviderSpec] | None = None,
+        provider_options: Sequence[Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._source = path_or_bytes
+        self._sess_options = sess_options
+        self._kwargs = kwargs
+        self._ort: onnxruntime.InferenceSession | None = None
+        self._plan: Plan | None = None
+        self._device: Device | None = None
+        self._ort_arg, self._model, self._path = _load(path_or_bytes)
+        self._build(split_providers(providers, provider_options))
+
+    # ---- construction ---------------------------------------------------------------------
+    def _ort_session(self, model: Any, choice: ProviderChoice) -> onnxruntime.InferenceSession:
+        try:
+            return onnxruntime.InferenceSession(
+                model,
+                sess_options=self._sess_options,
+                providers=choice.ort_providers,
+                provider_options=choice.ort_provider_options,
+                **self._kwargs,
+            )
+        except Exception as exc:
+            if type(exc).__module__ != _ORT_STATE or isinstance(exc, HailoOrtError):
+                raise
+            raise _model_error(exc) from exc
+
+    def _build(self, choice: ProviderChoice) -> None:
+        self._ort, self._plan, self._device = None, None, None
+        self._choice = choice
+        self._hailo = choice.hailo
+        if not has_hailo_ops(self._model):
+            self._ort = self._ort_session(self._ort_arg, choice)
+            return
+        options = choice.hailo
+        if (
+            options is not None
+            and options.device != "emulator"
+            and fork_provider_available()
+            and _fork_flavour(self._model)
+        ):
+            fork = ProviderChoice(
+                options,
+                [HAILO_PROVIDER, *choice.ort_providers],
+                [{}, *choice.ort_provider_options],
+            )
+            self._ort = self._ort_session(self._ort_arg, fork)
+            return
+        full = self._full_model()
+        name_hailo_nodes(full)
+        check_model_graph(full)
+        sites = read_hailo_ops(full)
+        if options is None:
+            self._run_on_cpu(sites, "HailoExecutionProvider is not in the providers", choice)
+            return
+        try:
+            device = open_device(options)
+        except HailoOrtError as exc:
+            if options.fallback == "cpu" and all(s.has_fallback for s in sites):
+                self._run_on_cpu(
+                    sites, f"the {options.device} device is unavailable: {exc}", choice
+                )
+                return
+            raise
+        if device is None:
+            self._run_on_cpu(sites, "no Hailo device found", choice)
+            return
+        try:
+            loaded = load_partitions(sites, device, options)
+            if all(part is None for part in loaded.values()):
+                device.close()
+                self._run_on_cpu(sites, f"no partition loads on the {device.kind} device", choice)
+                return
+            self._plan = Plan(full, sites, loaded, options, self._plan_session(choice))
+        except BaseException:
+            device.close()
+            raise
+        self._device = device
+        self._setup_plan_metadata(full)
+
+    def _full_model(self) -> onnx.ModelProto:
+        """The model with its external data (a copy the plan may modify)."""
+        if self._path is not None:
+            try:
+                return onnx.load(str(self._path))
+            except Exception as exc:
+                raise ModelError(f"{self._path}: cannot load external data: {exc}") from exc
+        copy = onnx.ModelProto()
+        copy.CopyFrom(self._model)
+        return copy
+
+    def _plan_session(self, choice: ProviderChoice) -> Callable[[onnx.ModelProto], Any]:
+        def make(sub: onnx.ModelProto) -> onnxruntime.InferenceSession:
+            return self._ort_session(sub.SerializeToString(), choice)
+
+        return make
+
+    def _run_on_cpu(self, sites: Sequence[Any], reason: str, choice: ProviderChoice) -> None:
+        options = choice.hailo or HailoOptions()
+        missing = [s.name for s in sites if not s.has_fallback]
+        if missing:
+            raise DeviceError(
+                f"this model needs a Hailo device ({reason}): HailoOp node(s) "
+                f"{', '.join(missing)} carry no float fallback to run on the CPU "
+                "(a DFC or Hailo-fork model); run it where HailoRT and a Hailo device are present"
+            )
+        if options.fallback == "error" and choice.hailo is not None:
+            raise DeviceError(f"{reason} and fallback=error: not running the model on the CPU")
+        log_once(logging.WARNING, f"hailo_ort: running the HailoOp nodes on the CPU: {reason}")
+        self._ort = self._ort_session(self._ort_arg, choice)
+
+    def _setup_plan_metadata(self, model: onnx.ModelProto) -> None:
+        g = model.graph
+        init_names = {i.name for i in g.initializer}
+        self._inputs = [_node_arg(vi) for vi in g.input if vi.name not in init_names]
+        self._overridable = [_node_arg(vi) for vi in g.input if vi.name in init_names]
+        self._outputs = [_node_arg(vi) for vi in g.output]
+        self._output_names = [o.name for o in self._outputs]
+        self._input_types = {
+            vi.name: (_np_dtype(vi.type.tensor_type.elem_type), self._dims(vi)) for vi in g.input
+        }
+        self._required = [vi.name for vi in g.input if vi.name not in init_names]
+        self._meta = ModelMetadata(
+            producer_name=model.producer_name,
+            graph_name=g.name,
+            domain=model.domain,
+            description=model.doc_string,
+            graph_description=g.doc_string,
+            version=int(model.model_version),
+            custom_metadata_map={p.key: p.value for p in model.metadata_props},
+        )
+
+    @staticmethod
+    def _dims(vi: onnx.ValueInfoProto) -> list[int | None]:
+        return [
+            int(d.dim_value) if d.HasField("dim_value") else None
+            for d in vi.type.tensor_type.shape.dim
+        ]
+
+    # ---- feeds (plan mode) --------------------------------------------------------------
+    def _check(
+        self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any]
+    ) -> tuple[list[str], dict[str, Any]]:
+        names = list(output_names) if output_names else list(self._output_names)
+        for name in names:
+            if name not in self._output_names:
+                raise InvalidFeedError(_ort_prefixed(f"Invalid output name:{name}"))
+        missing = [n for n in self._required if n not in input_feed]
+        if missing:
+            raise MissingInputError(
+                f"Required inputs ({missing}) are missing from input feed ({list(input_feed)})."
+            )
+        feeds: dict[str, Any] = {}
+        for name, value in input_feed.items():
+            if name not in self._input_types:
+                raise InvalidFeedError(_ort_prefixed(f"Invalid input name: {name}"))
+            dtype, dims = self._input_types[name]
+            if isinstance(value, onnxruntime.OrtValue):
+                value = value.numpy()
+            elif not isinstance(value, np.ndarray):
+                value = np.asarray(value, dtype=dtype)
+            if value.dtype != dtype:
+                raise InvalidFeedError(
+                    _ort_prefixed(
+                        f"Unexpected input data type. Actual: ({_ort_name(value.dtype)}) , "
+                        f"expected: ({_ort_name(dtype)})"
+                    )
+                )
+            if value.ndim != len(dims):
+                raise InvalidFeedError(
+                    _ort_prefixed(
+                        f"Invalid rank for input: {name} Got: {value.ndim} Expected: {len(dims)} "
+                        "Please fix either the inputs/outputs or the model."
+                    )
+                )
+            bad = [
+                f" index: {i} Got: {got} Expected: {want}"
+                for i, (got, want) in enumerate(zip(value.shape, dims))
+                if want is not None and got != want
+            ]
+            if bad:
+                raise InvalidFeedError(
+                    _ort_prefixed(
+                        f"Got invalid dimensions for input: {name} for the following indices\n"
+                        + "\n".join(bad)
+                        + "\n Please fix either the inputs/outputs or the model."
+                    )
+                )
+            feeds[name] = value
+        return names, feeds
+
+    # ---- running ----------------------------------------------------------------------------
+    def run(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        run_options: onnxruntime.RunOptions | None = None,
+    ) -> list[Any]:
+        """Compute the outputs ``output_names`` (all when None) for ``input_feed``."""
+        plan = self._plan
+        if plan is None:
+            try:
+                return self._ort.run(output_names, input_feed, run_options)  # type: ignore[union-attr]
+            except (InvalidArgument, ValueError) as exc:
+                raise _feed_error(exc) from None
+        names, feeds = self._check(output_names, input_feed)
+        return plan.run(names, feeds, run_options)
+
+    def run_async(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        callback: Callable[[Any, Any, str], None],
+        user_data: Any,
+        run_options: onnxruntime.RunOptions | None = None,
+    ) -> None:
+        """Run in the background; ``callback(outputs, user_data, error_message)`` when done."""
+        plan = self._plan
+        if plan is None:
+            try:
+                self._ort.run_async(output_names, input_feed, callback, user_data, run_options)  # type: ignore[union-attr]
+            except (InvalidArgument, ValueError) as exc:
+                raise _feed_error(exc) from None
+            return
+        names, feeds = self._check(output_names, input_feed)
+
+        def work() -> None:
+            try:
+                outputs = plan.run(names, feeds, run_options)
+            except Exception as exc:
+                callback([], user_data, str(exc))
+                return
+            callback(outputs, user_data, "")
+
+        _executor().submit(work)
+
+    def run_with_ort_values(
+        self,
+        output_names: Sequence[str] | None,
+        input_dict_ort_values: Mapping[str, onnxruntime.OrtValue],
+        run_options: onnxruntime.RunOptions | None = None,
+    ) -> list[onnxruntime.OrtValue]:
+        """Like :meth:`run` with OrtValue inputs and outputs."""
+        if self._plan is None:
+            return self._ort.run_with_ort_values(output_names, input_dict_ort_values, run_options)  # type: ignore[union-attr]
+        outs = self.run(output_names, dict(input_dict_ort_values), run_options)
+        return [onnxruntime.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(o)) for o in outs]
+
+    def io_binding(self) -> Any:
+        """An IOBinding for :meth:`run_with_iobinding`."""
+        if self._plan is None:
+            return self._ort.io_binding()  # type: ignore[union-attr]
+        return PlanIOBinding(self)
+
+    def run_with_iobinding(
+        self, iobinding: Any, run_options: onnxruntime.RunOptions | None = None
+    ) -> None:
+        """Run with the inputs and outputs bound in ``iobinding``."""
+        if self._plan is None:
+            self._ort.run_with_iobinding(iobinding, run_options)  # type: ignore[union-attr]
+            return
+        if not isinstance(iobinding, PlanIOBinding) or iobinding._session is not self:
+            raise InvalidFeedError(_ort_prefixed("the IOBinding belongs to another session"))
+        iobinding._run(run_options)
+
+    # ---- introspection --------------------------------------------------------------------
+    def get_inputs(self) -> list[Any]:
+        return self._ort.get_inputs() if self._plan is None else list(self._inputs)  # type: ignore[union-attr]
+
+    def get_outputs(self) -> list[Any]:
+        return self._ort.get_outputs() if self._plan is None else list(self._outputs)  # type: ignore[union-attr]
+
+    def get_overridable_initializers(self) -> list[Any]:
+        if self._plan is None:
+            return self._ort.get_overridable_initializers()  # type: ignore[union-attr]
+        return list(self._overridable)
+
+    def get_modelmeta(self) -> Any:
+        return self._ort.get_modelmeta() if self._plan is None else self._meta  # type: ignore[union-attr]
+
+    def get_providers(self) -> list[str]:
+        """The providers that actually run the model (Hailo only when a device runs a part)."""
+        if self._plan is None:
+            return self._ort.get_providers()  # type: ignore[union-attr]
+        cpu = self._plan.cpu_sessions
+        rest = cpu[0].get_providers() if cpu else list(self._choice.ort_providers)
+        return [HAILO_PROVIDER, *(p for p in rest if p != HAILO_PROVIDER)]
+
+    def get_provider_options(self) -> dict[str, dict[str, str]]:
+        if self._plan is None:
+            return self._ort.get_provider_options()  # type: ignore[union-attr]
+        cpu = self._plan.cpu_sessions
+        rest = cpu[0].get_provider_options() if cpu else {CPU_PROVIDER: {}}
+        return {HAILO_PROVIDER: (self._hailo or HailoOptions()).to_strings(), **rest}
+
+    def get_session_options(self) -> onnxruntime.SessionOptions:
+        if self._plan is None:
+            return self._ort.get_session_options()  # type: ignore[union-attr]
+        return self._sess_options or onnxruntime.SessionOptions()
+
+    def set_providers(
+        self,
+        providers: Sequence[ProviderSpec] | None = None,
+        provider_options: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Rebuild the session with other providers (as onnxruntime's ``set_providers``)."""
+        choice = split_providers(providers, provider_options)
+        self.close()
+        self._build(choice)
+
+    def end_profiling(self) -> str:
+        if self._plan is None:
+            return self._ort.end_profiling()  # type: ignore[union-attr]
+        files = [s.end_profiling() for s in self._plan.cpu_sessions]
+        return next((f for f in files if f), "")
+
+    def disable_fallback(self) -> None:
+        if self._plan is None:
+            self._ort.disable_fallback()  # type: ignore[union-attr]
+
+    def enable_fallback(self) -> None:
+        if self._plan is None:
+            self._ort.enable_fallback()  # type: ignore[union-attr]
+
+    @property
+    def device_nodes(self) -> list[str]:
+        """Names of the HailoOp nodes that run on a device (empty when all runs on the CPU)."""
+        return self._plan.on_device if self._plan is not None else []
+
+    def close(self) -> None:
+        """Release the device (the session must be rebuilt with set_providers to run again)."""
+        if self._plan is not None:
+            self._plan.close()
+            self._plan = None
+        if self._device is not None:
+            self._device.close()
+            self._device = None
+        self._ort = _CLOSED  # type: ignore[assignment]
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else onnxruntime's session offers, in pass-through mode.
+        ort = self.__dict__.get("_ort")
+        if ort is not None and ort is not _CLOSED and not name.startswith("__"):
+            return getattr(ort, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class _ClosedSession:
+    """Stands in for the onnxruntime session after close(): every call says so."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise HailoOrtError("the session is closed (set_providers(...) opens it again)")
+
+
+_CLOSED = _ClosedSession()
+
+
+def _ort_name(dtype: np.dtype) -> str:
+    try:
+        return ort_type_name(onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+    except Exception:
+        return f"tensor({dtype})"
+
+
+class PlanIOBinding:
+    """onnxruntime's IOBinding, for a session that runs as a plan (CPU memory only)."""
+
+    def __init__(self, session: InferenceSession) -> None:
+        self._session = session
+        self._inputs: dict[str, Any] = {}
+        self._outputs: dict[str, np.ndarray | onnxruntime.OrtValue | None] = {}
+        self._results: list[onnxruntime.OrtValue] = []
+
+    def bind_cpu_input(self, name: str, arr_on_cpu: np.ndarray) -> None:
+        self._inputs[name] = arr_on_cpu
+
+    def bind_ortvalue_input(self, name: str, ortvalue: onnxruntime.OrtValue) -> None:
+        self._inputs[name] = ortvalue
+
+    def bind_input(
+        self,
+        name: str,
+        device_type: str,
+        device_id: int,
+        element_type: Any,
+        shape: Sequence[int],
+        buffer_ptr: int,
+    ) -> None:
+        self._inputs[name] = _view(device_type, element_type, shape, buffer_ptr)
+
+    def bind_output(
+        self,
+        name: str,
+        device_type: str = "cpu",
+        device_id: int = 0,
+        element_type: Any = None,
+        shape: Sequence[int] | None = None,
+        buffer_ptr: int | None = None,
+    ) -> None:
+        if buffer_ptr is None:
+            self._outputs[name] = None
+        else:
+            if element_type is None or shape is None:
+                raise InvalidFeedError(
+                    _ort_prefixed("bind_output with a buffer needs element_type and shape")
+                )
+            self._outputs[name] = _view(device_type, element_type, shape, buffer_ptr)
+
+    def bind_ortvalue_output(self, name: str, ortvalue: onnxruntime.OrtValue) -> None:
+        self._outputs[name] = ortvalue
+
+    def clear_binding_inputs(self) -> None:
+        self._inputs.clear()
+
+    def clear_binding_outputs(self) -> None:
+        self._outputs.clear()
+
+    def synchronize_inputs(self) -> None:
+        """CPU memory: nothing to synchronise."""
+
+    def synchronize_outputs(self) -> None:
+        """CPU memory: nothing to synchronise."""
+
+    def get_outputs(self) -> list[onnxruntime.OrtValue]:
+        return list(self._results)
+
+    def copy_outputs_to_cpu(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self._results]
+
+    def _run(self, run_options: Any) -> None:
+        names = list(self._outputs) or None
+        outs = self._session.run(names, self._inputs, run_options)
+        results = []
+        for name, value in zip(names or self._session._output_names, outs):
+            target = self._outputs.get(name)
+            value = np.ascontiguousarray(value)
+            if target is None:
+                results.append(onnxruntime.OrtValue.ortvalue_from_numpy(value))
+            elif isinstance(target, np.ndarray):
+                if target.shape != value.shape or target.dtype != value.dtype:
+                    raise InvalidFeedError(
+                        _ort_prefixed(
+                            f"output {name} is {value.dtype}{list(value.shape)}, the bound buffer "
+                            f"is {target.dtype}{list(target.shape)}"
+                        )
+                    )
+                np.copyto(target, value)
+                results.append(onnxruntime.OrtValue.ortvalue_from_numpy(target))
+            else:
+                target.update_inplace(value)
+                results.append(target)
+        self._results = results
+
+
+def _view(device_type: str, element_type: Any, shape: Sequence[int], ptr: int) -> np.ndarray:
+    """A numpy array over CPU memory at ``ptr`` (no copy)."""
+    if str(device_type).lower() != "cpu":
+        raise InvalidFeedError(
+            _ort_prefixed(f"device_type {device_type!r}: only cpu memory is bound")
+        )
+    dtype = np.dtype(element_type)
+    count = int(np.prod(shape)) if len(shape) else 1
+    raw = (ctypes.c_char * (count * dtype.itemsize)).from_address(int(ptr))
+    return np.frombuffer(raw, dtype=dtype, count=count).reshape(tuple(shape))
+
+
+# ---- hailo_ort.session ----------------------------------------------------------------------
+
+
+def _dfc_available() -> bool:
+    """Whether a Hailo DFC is at hand (``hailo_ort.compile.dfc.find_dfc_python`` when present)."""
+    try:
+        from ..compile.dfc import find_dfc_python  # type: ignore[import-not-found]
+    except ImportError:
+        import importlib.util
+
+        return importlib.util.find_spec("hailo_sdk_client") is not None
+    try:
+        return find_dfc_python() is not None
+    except HailoOrtError:
+        return False
+
+
+def _device_arch(options: HailoOptions) -> str | None:
+    """The DFC arch of the HailoRT device present, if any."""
+    from ..archs import get_arch
+
+    try:
+        device = open_device(HailoOptions(**{**options.__dict__, "device": "auto"}))
+    except HailoOrtError:
+        return None
+    if device is None:
+        return None
+    try:
+        return get_arch(device.arch.lower()).name
+    except HailoOrtError:
+        return None
+    finally:
+        device.close()
+
+
+def _compiled_model(result: Any) -> ModelSource:
+    """What ``hailo_ort.compile`` returned, as something InferenceSession takes."""
+    if isinstance(result, (onnx.ModelProto, bytes, str, os.PathLike)):
+        return result
+    for attr in ("model", "path", "output"):
+        value = getattr(result, attr, None)
+        if isinstance(value, (onnx.ModelProto, bytes, str, os.PathLike)):
+            return value
+    raise CompileError(f"hailo_ort.compile returned {type(result).__name__}, not a model")
+
+
+def session(
+    model: ModelSource,
+    *,
+    compile: str | bool | None = None,
+    arch: str | None = None,
+    calibration: Any = None,
+    sess_options: onnxruntime.SessionOptions | None = None,
+    providers: Sequence[ProviderSpec] | None = None,
+    **options: Any,
+) -> InferenceSession:
+    """Open ``model`` on the Hailo device (or the CPU), compiling a plain model first if possible.
+
+    ``compile``: None (compile with the DFC when it is installed, else run on the CPU and log
+    why), ``"dfc"`` (the DFC or an error), ``"emulate"`` (the emulate backend; runs on the
+    emulator unless ``device`` is given) or False (never compile). ``arch`` is the target arch
+    (default: that of the device present); ``calibration`` goes to ``hailo_ort.compile``. Other keyword arguments are HailoExecutionProvider
+    options (``device``, ``fallback``, ``batch_size``...). ``providers`` lists the providers
+    after the Hailo one (default CPU).
+    """
+    from .providers import parse_hailo_options
+
+    hailo = parse_hailo_options(options)
+    source: ModelSource = model
+    _, proto, path = _load(model)
+    if compile not in (None, False, "dfc", "emulate", "auto", "none"):
+        raise CompileError(f"compile={compile!r}: expected None, 'dfc', 'emulate' or False")
+    if not has_hailo_ops(proto) and compile not in (False, "none"):
+        name = path.name if path else (proto.graph.name or "the model")
+        backend = "emulate" if compile == "emulate" else "dfc"
+        target = arch
+        reason = None
+        if backend == "dfc" and not _dfc_available():
+            reason = "no Hailo compiler (the DFC) is installed here"
+        elif target is None:
+            target = _device_arch(hailo) if backend == "dfc" else "hailo8l"
+            if target is None:
+                reason = "no Hailo device is present to choose the arch (give arch=...)"
+        if reason is None:
+            import hailo_ort
+
+            try:
+                extra = {} if calibration is None else {"calibration": calibration}
+                result = hailo_ort.compile(model, arch=target, backend=backend, **extra)
+                source = _compiled_model(result)
+            except HailoOrtError as exc:
+                if compile is not None and compile != "auto":
+                    if isinstance(exc, CalibrationError) and calibration is None:
+                        raise CalibrationError(
+                            f"{exc} (hailo_ort.session: pass calibration=..., e.g. an .npy "
+                            "file, a folder of images, or 'random' for a smoke test)"
+                        ) from exc
+                    raise
+                reason = f"compilation failed: {exc}"
+        elif compile == backend:
+            raise CompileError(f"cannot compile {name}: {reason}")
+        if reason is not None:
+            log_once(
+                logging.WARNING,
+                f"hailo_ort: running {name} on the CPU: {reason}. Compile it once on an x86-64 "
+                f"Linux host with the Hailo DFC: `hailo-ort compile {path or 'model.onnx'} "
+                "--arch <arch>`, then open the .hailo.onnx it writes",
+            )
+        elif backend == "emulate" and "device" not in options:
+            hailo = HailoOptions(**{**hailo.__dict__, "device": "emulator"})
+    rest = list(providers) if providers is not None else [CPU_PROVIDER]
+    provider_list: list[ProviderSpec] = [
+        (HAILO_PROVIDER, {k: v for k, v in hailo.__dict__.items()}),
+        *(p for p in rest if p != HAILO_PROVIDER),
+    ]
+    return InferenceSession(source, sess_options=sess_options, providers=provider_list)
