@@ -196,7 +196,7 @@ def partition_model(
 
     # 6. verify the contraction is acyclic (independent check; drops partitions if it ever fails)
     order = sorted(kept, key=lambda g: -sum(gi.flops(i) for i in members[g]))
-    while len(order) > 1 and not contraction_is_acyclic(gi, group, set(order)):
+    while order and not contraction_is_acyclic(gi, group, set(order)):
         victim = order.pop()
         for i in members.pop(victim):
             group[i] = -1
