@@ -16,6 +16,8 @@ from .types import CpuNode, Normalization, Partition
 
 #: list CPU nodes one by one up to this many; beyond, group them by reason
 _LIST_LIMIT = 40
+#: show details of this many partitions in the text summary
+_PARTITION_LIMIT = 12
 
 
 @dataclass
@@ -110,7 +112,7 @@ class InspectResult:
             lines.append("Device partitions")
             header = f"  {'#':>2}  {'nodes':>6}  {'FLOPs':>9}  {'params':>9}  inputs → outputs"
             lines.append(header)
-            for p in self.partitions:
+            for p in self.partitions[:_PARTITION_LIMIT]:
                 ins = ", ".join(f"{t.name}{t.shape}" for t in p.inputs)
                 outs = (
                     ", ".join(f"{t.name}{t.shape}" for t in p.outputs)
@@ -123,6 +125,10 @@ class InspectResult:
                 )
                 lines.append(f"      start: {', '.join(p.start_nodes)}")
                 lines.append(f"      end:   {', '.join(p.end_nodes)}")
+            if len(self.partitions) > _PARTITION_LIMIT:
+                lines.append(
+                    f"  … {len(self.partitions) - _PARTITION_LIMIT} more partitions (see --json)"
+                )
         else:
             lines.append("No device partition: everything stays on the CPU.")
         if self.normalization:
@@ -147,8 +153,12 @@ class InspectResult:
         if self.partitions:
             lines.append("")
             lines.append("DFC parser (one command per partition):")
-            for p in self.partitions:
+            for p in self.partitions[:_PARTITION_LIMIT]:
                 lines.append(f"  {self.parser_command(p)}")
+            if len(self.partitions) > _PARTITION_LIMIT:
+                lines.append(
+                    f"  … {len(self.partitions) - _PARTITION_LIMIT} more partitions (see --json)"
+                )
         return "\n".join(lines) + "\n"
 
     def to_html(self) -> str:
