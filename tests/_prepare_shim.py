@@ -220,7 +220,7 @@ def ensure_prepare() -> bool:
     import hailo_ort.graph as graph
 
     if hasattr(graph, "prepare"):
-        return True
+        return graph.prepare is not prepare
     graph.prepare = prepare  # type: ignore[attr-defined]
     graph.parse_input_shapes = parse_input_shapes  # type: ignore[attr-defined]
     graph.load_model = load_model  # type: ignore[attr-defined]
