@@ -33,6 +33,7 @@ class GraphIndex:
         self.shapes: dict[str, list[int] | None] = dict(prepared.shapes)
         self.dtypes: dict[str, str] = dict(prepared.dtypes)
         self._const_values: dict[str, np.ndarray] = {}
+        self._shape_cache: dict[str, list[int] | None] = {}
         self._constant_nodes: dict[str, onnx.NodeProto] = {}
         self.opset = 0
         for imp in prepared.model.opset_import:
@@ -148,6 +149,13 @@ class GraphIndex:
 
     def shape(self, tensor: str) -> list[int] | None:
         """Static shape of a tensor, or None when unknown or dynamic."""
+        if tensor in self._shape_cache:
+            return self._shape_cache[tensor]
+        shape = self._static_shape(tensor)
+        self._shape_cache[tensor] = shape
+        return shape
+
+    def _static_shape(self, tensor: str) -> list[int] | None:
         if tensor in self.initializers:
             return list(self.initializers[tensor].dims)
         shape = self.shapes.get(tensor)

@@ -13,7 +13,8 @@ Steps, all linear in the graph size (bit sets over partition ids, no node-to-nod
    its producers only when that keeps every group *convex* (no path leaves a group and comes
    back) and the groups' contraction acyclic;
 5. one partition is preferred: groups other than the largest are kept only when they carry a real
-   share of the FLOPs (HEF/CPU/HEF for an unsupported op in the middle); the rest go to the CPU.
+   share of the FLOPs (≥ 5% of the model or ≥ 25% of the largest partition: HEF/CPU/HEF for an
+   unsupported op in the middle); smaller ones go to the CPU.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ AFFINE_OPS = frozenset({"Mul", "Add", "Sub", "Div"})
 #: ops whose output is a raw linear response (no activation): the value range is the layer's own
 LINEAR_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 
+#: a partition besides the largest is kept when it has this share of the model's FLOPs...
 DEFAULT_MIN_PARTITION_SHARE = 0.05
+#: ...or this share of the largest partition's FLOPs (a chain of similar segments all stay)
+SIBLING_SHARE = 0.25
 
 
 @dataclass
@@ -168,7 +172,10 @@ def partition_model(
     total_flops = sum(gi.flops(i) for i in range(n))
     kept = _choose_groups(gi, group, reason, kind, blocked, total_flops, min_partition_share)
     # trimming again: a group dropped at step 5 can leave a kept group ending in a tail op
-    members = {g: [i for i in range(n) if group[i] == g] for g in kept}
+    members: dict[int, list[int]] = {g: [] for g in kept}
+    for i, g in enumerate(group):
+        if g in members:
+            members[g].append(i)
     changed = _trim_tail(gi, reason, kind, is_const_node, candidates=group)
     if changed:
         for g in list(kept):
@@ -428,9 +435,11 @@ def _choose_groups(
     ranked = sorted(stats, key=lambda g: (-stats[g][0], -stats[g][2], g))
     kept: list[int] = []
     threshold = min_share * total_flops
+    largest = stats[ranked[0]][0]
     for rank, g in enumerate(ranked):
         flops, params, count = stats[g]
-        if params > 0 and (rank == 0 or flops >= threshold) and (flops > 0 or total_flops == 0):
+        big_enough = flops >= threshold or flops >= SIBLING_SHARE * largest
+        if params > 0 and (rank == 0 or big_enough) and (flops > 0 or total_flops == 0):
             kept.append(g)
     kept_set = set(kept)
     for i, g in enumerate(group):
@@ -449,7 +458,8 @@ def _choose_groups(
                 kind[i] = "small"
                 reason[i] = (
                     f"too small a partition: {count} node(s), {flops:,} FLOPs "
-                    f"(< {min_share:.0%} of the model; not worth a device round trip)"
+                    f"(< {min_share:.0%} of the model and < {SIBLING_SHARE:.0%} of the largest "
+                    "partition; not worth a device round trip)"
                 )
             group[i] = -1
     return kept
