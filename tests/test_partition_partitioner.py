@@ -270,3 +270,42 @@ def test_model_proto_input_is_not_modified():
     hailo_ort.inspect(model, arch="hailo8")
     assert model.SerializeToString() == before
     assert isinstance(onnx.load_from_string(before), onnx.ModelProto)
+
+
+def test_constant_nodes_left_by_prepare_go_with_their_consumers():
+    """If stage 1 leaves Constant nodes, they join their consumers' partition, never a boundary."""
+    from onnx import numpy_helper, shape_inference
+
+    from hailo_ort.graph.prepared import PreparedModel
+
+    w = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w")
+    nodes = [
+        helper.make_node("Constant", [], ["w"], name="const_w", value=w),
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+    )
+    model = shape_inference.infer_shapes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    )
+    shapes = {"x": [1, 3, 8, 8], "c": [1, 4, 8, 8], "y": [1, 4, 8, 8], "w": [4, 3, 1, 1]}
+    prepared = PreparedModel(
+        model,
+        {"x": [1, 3, 8, 8]},
+        node_flops={"conv": 3072, "relu": 256},
+        node_params={"conv": 12},
+        shapes=shapes,
+        dtypes=dict.fromkeys(shapes, "float32"),
+    )
+    result = hailo_ort.inspect(prepared, arch="hailo8")
+    [part] = result.partitions
+    assert part.nodes == ["const_w", "conv", "relu"]
+    assert [t.name for t in part.inputs] == ["x"]
+    assert part.start_nodes == ["conv"] and part.end_nodes == ["relu"]
+    html = result.to_html()
+    assert html.count("<rect") == 2  # the Constant node is not drawn

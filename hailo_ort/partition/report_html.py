@@ -28,6 +28,11 @@ def _cpu_colour(reason: str) -> str:
     return _CPU_COLOURS.get(reason.split(":", 1)[0], _CPU_DEFAULT)
 
 
+def _is_constant_node(gi: GraphIndex, v: int) -> bool:
+    node = gi.nodes[v]
+    return node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+
+
 def layout(gi: GraphIndex) -> tuple[list[int], list[float]]:
     """Layer (longest path from a source) and in-layer position of every node.
 
@@ -41,6 +46,8 @@ def layout(gi: GraphIndex) -> tuple[list[int], list[float]]:
                 depth[v] = depth[u] + 1
     layers: dict[int, list[int]] = {}
     for v in range(n):
+        if _is_constant_node(gi, v):
+            continue  # Constant nodes are not drawn (they would crowd layer 0)
         layers.setdefault(depth[v], []).append(v)
     pos = [0.0] * n
     for d in sorted(layers):
@@ -62,8 +69,9 @@ def render_svg(result: InspectResult, gi: GraphIndex) -> str:
     compact = n > 3000
     box_w, box_h = (14, 8) if compact else (120, 22)
     gap_x, gap_y = (4, 10) if compact else (16, 22)
-    width_slots = int(max(pos, default=0)) + 1
-    height_layers = max(depth, default=0) + 1
+    drawn = [v for v in range(n) if not _is_constant_node(gi, v)]
+    width_slots = int(max((pos[v] for v in drawn), default=0)) + 1
+    height_layers = max((depth[v] for v in drawn), default=0) + 1
     width = width_slots * (box_w + gap_x) + 20
     height = height_layers * (box_h + gap_y) + 20
 
@@ -76,7 +84,7 @@ def render_svg(result: InspectResult, gi: GraphIndex) -> str:
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="10">'
     ]
     edges = ['<g stroke="#b0b0b0" stroke-width="0.8" fill="none">']
-    for v in range(n):
+    for v in drawn:
         x2, y2 = xy(v)
         for u in gi.preds[v]:
             x1, y1 = xy(u)
@@ -88,6 +96,8 @@ def render_svg(result: InspectResult, gi: GraphIndex) -> str:
     out.extend(edges)
     out.append("<g>")
     for v, node in enumerate(gi.nodes):
+        if _is_constant_node(gi, v):
+            continue
         name = gi.names[v]
         part = result.placement.get(name)
         if part is not None:

@@ -289,7 +289,9 @@ def _check_node(
         return "unsupported", f"unsupported op: {op} is not in the {table.family} support table"
     if not rule.supported:
         note = f" ({rule.note})" if rule.note else ""
-        return "unsupported", f"unsupported op: {op} is not supported on {table.family}{note}"
+        inner = _subgraph_size(node)
+        body = f" with subgraphs of {inner} nodes" if inner else ""
+        return "unsupported", f"unsupported op: {op}{body} is not supported on {table.family}{note}"
     c = {**table.defaults, **rule.constraints}
     data_in = gi.data_inputs(node)
     outs = [o for o in node.output if o]
@@ -327,6 +329,16 @@ def _check_node(
     if problem:
         return "constraint", f"constraint violated: {problem}"
     return None
+
+
+def _subgraph_size(node: onnx.NodeProto) -> int:
+    """Nodes inside the subgraphs of a control-flow node (If/Loop/Scan), recursively."""
+    total = 0
+    for attr in node.attribute:
+        graphs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+        for g in graphs:
+            total += len(g.node) + sum(_subgraph_size(n) for n in g.node)
+    return total
 
 
 def _or(values: list[Any]) -> str:
