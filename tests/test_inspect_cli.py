@@ -139,10 +139,11 @@ def test_ops_override_on_the_command_line(capsys, tmp_path):
 @pytest.mark.parametrize(
     "setup, argv, message",
     [
-        ("garbage", ["--arch", "hailo8"], "not a valid ONNX model"),
-        ("missing", ["--arch", "hailo8"], "no such file"),
+        # messages from stage 1 (prepare): they must name the file / the input
+        ("garbage", ["--arch", "hailo8"], "m.onnx"),
+        ("missing", ["--arch", "hailo8"], "m.onnx"),
         ("model", ["--arch", "hailo9"], "valid archs: hailo8, hailo8r, hailo8l"),
-        ("model", ["--arch", "hailo8", "--input-shape", "nope=1,3,32,32"], "unknown input 'nope'"),
+        ("model", ["--arch", "hailo8", "--input-shape", "nope=1,3,32,32"], "nope"),
         ("dynamic", ["--arch", "hailo8"], "input"),
         ("model", ["--arch", "hailo8", "--ops", "OPS"], "my_ops.json"),
     ],
@@ -194,3 +195,23 @@ def test_example_model(capsys):
     assert sorted(data["partitions"][0]["end_nodes"]) == sorted(
         f"/model.22/cv{b}.{i}/cv{b}.{i}.2/Conv" for i in range(3) for b in (2, 3)
     )
+
+
+def test_unknown_arch_in_a_real_process(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.onnx"
+    onnx.save(resnet_like(), str(path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "hailo_ort", "inspect", str(path), "--arch", "hailo8x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "hailo-ort inspect: error: unknown arch 'hailo8x'; valid archs: "
+        "hailo8, hailo8r, hailo8l, hailo15h, hailo15m, hailo15l, hailo10h"
+    ]
