@@ -80,3 +80,26 @@ def boundary(model: onnx.ModelProto, nodes: list[str]) -> tuple[set[str], set[st
                 outs.add(t)
     outs |= produced_inside & graph_outputs
     return ins, outs
+
+
+def weakly_connected(model: onnx.ModelProto, nodes: list[str]) -> bool:
+    """Whether the nodes form one piece through data edges among themselves (BFS)."""
+    members = set(nodes)
+    _, edges = data_edges(model)
+    adj: dict[str, set[str]] = {n: set() for n in members}
+    for a, b in edges:
+        if a in members and b in members:
+            adj[a].add(b)
+            adj[b].add(a)
+    constants = {n.name for n in model.graph.node if n.op_type == "Constant"}
+    start = next((n for n in nodes if n not in constants), None)
+    if start is None:
+        return True
+    seen = {start}
+    todo = [start]
+    while todo:
+        for m in adj[todo.pop()]:
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return seen >= members - constants

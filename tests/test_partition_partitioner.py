@@ -15,7 +15,7 @@ from _graphs import (
     resnet_like,
     yolov8_like,
 )
-from _partition_checks import boundary, contraction_has_cycle
+from _partition_checks import boundary, contraction_has_cycle, weakly_connected
 from _prepare_shim import ensure_prepare
 from conftest import third_party_model
 from hypothesis import HealthCheck, given, settings
@@ -41,6 +41,7 @@ def check_consistent(result) -> None:
         assert c.reason and c.reason.strip(), c
     assert not contraction_has_cycle(model, [p.nodes for p in result.partitions])
     for p in result.partitions:
+        assert weakly_connected(model, p.nodes)
         ins, outs = boundary(model, p.nodes)
         assert {t.name for t in p.inputs} == ins
         assert {t.name for t in p.outputs} == outs
@@ -218,6 +219,7 @@ def test_random_graphs_keep_invariants(model, share):
     plan = partition_model(prepared, table, min_partition_share=share)
     parts = [p.nodes for p in plan.partitions]
     assert not contraction_has_cycle(prepared.model, parts)
+    assert all(weakly_connected(prepared.model, p) for p in parts)
     names = sorted(n.name for n in prepared.model.graph.node)
     assert sorted([n for p in parts for n in p] + [c.name for c in plan.cpu_nodes]) == names
     assert all(c.reason for c in plan.cpu_nodes)
@@ -309,3 +311,21 @@ def test_constant_nodes_left_by_prepare_go_with_their_consumers():
     assert part.start_nodes == ["conv"] and part.end_nodes == ["relu"]
     html = result.to_html()
     assert html.count("<rect") == 2  # the Constant node is not drawn
+
+
+def test_partitions_are_connected_after_trimming():
+    """Two inputs, a conv stack on each, joined only by a trailing Concat: the Concat is trimmed,
+    which leaves two separate pieces → two partitions, not one disconnected one."""
+    b = Builder()
+    b.shapes["a"] = b.shapes["b"] = [1, 3, 16, 16]
+    xa = b.node("Relu", [b.conv("a", "a.conv", 8)], "a.relu", [1, 8, 16, 16])
+    xb = b.node("Relu", [b.conv("b", "b.conv", 8)], "b.relu", [1, 8, 16, 16])
+    cat = b.node("Concat", [xa, xb], "join", [1, 16, 16, 16], axis=1)
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 16, 16]) for n in "ab"]
+    result = hailo_ort.inspect(b.model(inputs, [cat]), arch="hailo8")
+    check_consistent(result)
+    assert sorted(sorted(p.nodes) for p in result.partitions) == [
+        ["a.conv", "a.relu"],
+        ["b.conv", "b.relu"],
+    ]
+    assert result.placement["join"] is None

@@ -187,6 +187,25 @@ def partition_model(
                     group[i] = -1
                 del kept[kept.index(g)]
                 del members[g]
+    # a partition is one connected piece: split groups that trimming left in several pieces
+    # (each piece of a convex group is convex), then apply the size rules to the pieces
+    next_id = max(group, default=-1) + 1
+    split = False
+    for g in list(kept):
+        pieces = _components(gi, members[g])
+        if len(pieces) > 1:
+            split = True
+            kept.remove(g)
+            del members[g]
+            for piece in pieces:
+                for i in piece:
+                    group[i] = next_id
+                members[next_id] = piece
+                kept.append(next_id)
+                next_id += 1
+    if split:
+        kept = _choose_groups(gi, group, reason, kind, blocked, total_flops, min_partition_share)
+        members = {g: members[g] for g in kept}
 
     # constants go with their consumers
     for i in range(n):
@@ -298,6 +317,29 @@ def _find_preprocessing(
             )
         )
     return result
+
+
+def _components(gi: GraphIndex, ids: list[int]) -> list[list[int]]:
+    """Weakly connected pieces of a node set (union-find over data edges inside it)."""
+    members = set(ids)
+    parent = {i: i for i in ids}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in ids:
+        for s in gi.succs[i]:
+            if s in members:
+                a, b = find(i), find(s)
+                if a != b:
+                    parent[b] = a
+    pieces: dict[int, list[int]] = {}
+    for i in ids:  # ids are in topological order, so are the pieces
+        pieces.setdefault(find(i), []).append(i)
+    return list(pieces.values())
 
 
 def _trim_tail(
