@@ -314,18 +314,23 @@ def test_constant_nodes_left_by_prepare_go_with_their_consumers():
 
 
 def test_partitions_are_connected_after_trimming():
-    """Two inputs, a conv stack on each, joined only by a trailing Concat: the Concat is trimmed,
-    which leaves two separate pieces → two partitions, not one disconnected one."""
+    """Two inputs, a conv stack on each, joined by a Concat whose only device consumer ``d`` must
+    leave (``d`` also reads the Concat through an unsupported op: cycle avoidance, then too small).
+    The Concat is then trimmed as a tail, which leaves two separate pieces → two partitions."""
     b = Builder()
     b.shapes["a"] = b.shapes["b"] = [1, 3, 16, 16]
     xa = b.node("Relu", [b.conv("a", "a.conv", 8)], "a.relu", [1, 8, 16, 16])
     xb = b.node("Relu", [b.conv("b", "b.conv", 8)], "b.relu", [1, 8, 16, 16])
     cat = b.node("Concat", [xa, xb], "join", [1, 16, 16, 16], axis=1)
+    u = b.node("Erf", [cat], "u", [1, 16, 16, 16])
+    d = b.node("Add", [cat, u], "d", [1, 16, 16, 16])
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 16, 16]) for n in "ab"]
-    result = hailo_ort.inspect(b.model(inputs, [cat]), arch="hailo8")
+    result = hailo_ort.inspect(b.model(inputs, [d]), arch="hailo8")
     check_consistent(result)
     assert sorted(sorted(p.nodes) for p in result.partitions) == [
         ["a.conv", "a.relu"],
         ["b.conv", "b.relu"],
     ]
-    assert result.placement["join"] is None
+    cpu = {c.name: c.reason for c in result.cpu_nodes}
+    assert cpu["join"].startswith("post-processing")
+    assert cpu["d"].startswith("cycle avoidance")
