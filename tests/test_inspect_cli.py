@@ -215,3 +215,21 @@ def test_unknown_arch_in_a_real_process(tmp_path):
         "hailo-ort inspect: error: unknown arch 'hailo8x'; valid archs: "
         "hailo8, hailo8r, hailo8l, hailo15h, hailo15m, hailo15l, hailo10h"
     ]
+
+
+def test_graph_layout_layers_by_depth_without_overlap():
+    from hailo_ort.graph import prepare
+    from hailo_ort.partition.graphindex import GraphIndex
+    from hailo_ort.partition.report_html import layout
+
+    gi = GraphIndex(prepare(yolov8_like()))
+    depth, pos = layout(gi)
+    for v in range(len(gi.nodes)):
+        for u in gi.preds[v]:
+            assert depth[u] < depth[v]  # every edge points down
+        if gi.preds[v]:
+            assert depth[v] == 1 + max(depth[u] for u in gi.preds[v])  # longest path
+        else:
+            assert depth[v] == 0
+    slots = {(depth[v], pos[v]) for v in range(len(gi.nodes))}
+    assert len(slots) == len(gi.nodes)  # no two nodes share a place

@@ -50,8 +50,10 @@ def layout(gi: GraphIndex) -> tuple[list[int], list[float]]:
             continue  # Constant nodes are not drawn (they would crowd layer 0)
         layers.setdefault(depth[v], []).append(v)
     pos = [0.0] * n
+    widest = max((len(m) for m in layers.values()), default=1)
     for d in sorted(layers):
         members = layers[d]
+        offset = (widest - len(members)) / 2  # centre each layer under the widest one
         keyed = []
         for v in members:
             preds = gi.preds[v]
@@ -59,7 +61,7 @@ def layout(gi: GraphIndex) -> tuple[list[int], list[float]]:
             keyed.append((key, v))
         keyed.sort()
         for slot, (_, v) in enumerate(keyed):
-            pos[v] = float(slot)
+            pos[v] = slot + offset
     return depth, pos
 
 
@@ -70,7 +72,7 @@ def render_svg(result: InspectResult, gi: GraphIndex) -> str:
     box_w, box_h = (14, 8) if compact else (120, 22)
     gap_x, gap_y = (4, 10) if compact else (16, 22)
     drawn = [v for v in range(n) if not _is_constant_node(gi, v)]
-    width_slots = int(max((pos[v] for v in drawn), default=0)) + 1
+    width_slots = int(max((pos[v] for v in drawn), default=0) + 1.5)
     height_layers = max((depth[v] for v in drawn), default=0) + 1
     width = width_slots * (box_w + gap_x) + 20
     height = height_layers * (box_h + gap_y) + 20
