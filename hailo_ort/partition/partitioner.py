@@ -148,7 +148,6 @@ def partition_model(
     n = len(gi.nodes)
     nodes = gi.nodes
     reason: list[str | None] = [None] * n
-    kind: list[str] = [""] * n
     is_const_node = [nd.op_type == "Constant" and nd.domain in ("", "ai.onnx") for nd in nodes]
 
     # 1. support table
@@ -157,32 +156,31 @@ def partition_model(
             continue
         verdict = table.check(nd, gi)
         if verdict is not None:
-            kind[i], reason[i] = verdict
+            reason[i] = verdict[1]
 
     # 2. leading pre-processing and normalisation
-    normalization = _find_preprocessing(gi, reason, kind, is_const_node)
+    normalization = _find_preprocessing(gi, reason, is_const_node)
 
     # 3. trailing post-processing
-    _trim_tail(gi, reason, kind, is_const_node, candidates=None)
+    _trim_tail(gi, reason, is_const_node, candidates=None)
 
     # 4. convex grouping
     group, blocked = _group(gi, reason, is_const_node)
 
     # 5. keep the significant groups
     total_flops = sum(gi.flops(i) for i in range(n))
-    kept = _choose_groups(gi, group, reason, kind, blocked, total_flops, min_partition_share)
+    kept = _choose_groups(gi, group, reason, blocked, total_flops, min_partition_share)
     # trimming again: a group dropped at step 5 can leave a kept group ending in a tail op
     members: dict[int, list[int]] = {g: [] for g in kept}
     for i, g in enumerate(group):
         if g in members:
             members[g].append(i)
-    changed = _trim_tail(gi, reason, kind, is_const_node, candidates=group)
+    changed = _trim_tail(gi, reason, is_const_node, candidates=group)
     if changed:
         for g in list(kept):
             members[g] = [i for i in members[g] if reason[i] is None]
             if not any(gi.params(i) > 0 for i in members[g]):
                 for i in members[g]:
-                    kind[i] = "small"
                     reason[i] = "too small a partition: no layer with weights left after trimming"
                     group[i] = -1
                 del kept[kept.index(g)]
@@ -204,7 +202,7 @@ def partition_model(
                 kept.append(next_id)
                 next_id += 1
     if split:
-        kept = _choose_groups(gi, group, reason, kind, blocked, total_flops, min_partition_share)
+        kept = _choose_groups(gi, group, reason, blocked, total_flops, min_partition_share)
         members = {g: members[g] for g in kept}
 
     # constants go with their consumers
@@ -217,7 +215,6 @@ def partition_model(
             members[g].append(i)
         else:
             group[i] = -1
-            kind[i] = "constant"
             reason[i] = "constant used on the CPU"
 
     # 6. verify the contraction is acyclic (independent check; drops partitions if it ever fails)
@@ -226,7 +223,6 @@ def partition_model(
         victim = order.pop()
         for i in members.pop(victim):
             group[i] = -1
-            kind[i] = "cycle"
             reason[i] = "cycle avoidance: this partition would make the graph cyclic"
     order.sort(key=lambda g: min(members[g]))
 
@@ -246,7 +242,7 @@ def partition_model(
 
 
 def _find_preprocessing(
-    gi: GraphIndex, reason: list[str | None], kind: list[str], is_const: list[bool]
+    gi: GraphIndex, reason: list[str | None], is_const: list[bool]
 ) -> list[Normalization]:
     n = len(gi.nodes)
     pre = [False] * n
@@ -262,7 +258,6 @@ def _find_preprocessing(
             continue
         if nd.op_type in PRE_LAYOUT_OPS and len(data) == 1:
             pre[i] = True
-            kind[i] = "pre"
             reason[i] = f"pre-processing: input {nd.op_type} kept on the CPU"
             continue
         if nd.op_type in AFFINE_OPS:
@@ -292,7 +287,6 @@ def _find_preprocessing(
                 b = b - k
             pre[i] = True
             affine[i] = (a, b, origin, [*chain, i])
-            kind[i] = "pre"
             reason[i] = (
                 "pre-processing: input normalisation by constants (candidate for the DFC normalization command)"
             )
@@ -345,7 +339,6 @@ def _components(gi: GraphIndex, ids: list[int]) -> list[list[int]]:
 def _trim_tail(
     gi: GraphIndex,
     reason: list[str | None],
-    kind: list[str],
     is_const: list[bool],
     candidates: list[int] | None,
 ) -> bool:
@@ -365,7 +358,6 @@ def _trim_tail(
         changed = True
         if candidates is not None:
             candidates[i] = -1
-        kind[i] = "post"
         if nd.op_type == "Concat" and _mixes_linear_outputs(gi, i):
             reason[i] = (
                 "post-processing: Concat of raw head outputs with different value ranges "
@@ -460,7 +452,6 @@ def _choose_groups(
     gi: GraphIndex,
     group: list[int],
     reason: list[str | None],
-    kind: list[str],
     blocked: list[bool],
     total_flops: int,
     min_share: float,
@@ -488,16 +479,13 @@ def _choose_groups(
         if g >= 0 and g not in kept_set:
             flops, params, count = stats[g]
             if blocked[i]:
-                kind[i] = "cycle"
                 reason[i] = (
                     "cycle avoidance: joining the partition of its producers would make a path "
                     "leave the partition and come back"
                 )
             elif params == 0:
-                kind[i] = "small"
                 reason[i] = f"too small a partition: {count} node(s) without any layer with weights"
             else:
-                kind[i] = "small"
                 reason[i] = (
                     f"too small a partition: {count} node(s), {flops:,} FLOPs "
                     f"(< {min_share:.0%} of the model and < {SIBLING_SHARE:.0%} of the largest "
