@@ -305,8 +305,8 @@ def _find_preprocessing(
         result.append(
             Normalization(
                 input=origin,
-                mean=[float(round(v, 6)) for v in mean],
-                std=[float(round(v, 6)) for v in std],
+                mean=[float(f"{v:.7g}") for v in mean],
+                std=[float(f"{v:.7g}") for v in std],
                 nodes=[gi.names[j] for j in chain],
             )
         )
