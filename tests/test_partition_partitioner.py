@@ -334,3 +334,30 @@ def test_partitions_are_connected_after_trimming():
     cpu = {c.name: c.reason for c in result.cpu_nodes}
     assert cpu["join"].startswith("post-processing")
     assert cpu["d"].startswith("cycle avoidance")
+
+
+def test_node_order_in_the_file_does_not_matter():
+    prepared = hailo_ort.graph.prepare(yolov8_like())
+    reference = hailo_ort.inspect(prepared, arch="hailo8")
+    shuffled_nodes = list(prepared.model.graph.node)
+    np.random.default_rng(1).shuffle(shuffled_nodes)
+    del prepared.model.graph.node[:]
+    prepared.model.graph.node.extend(shuffled_nodes)
+    result = hailo_ort.inspect(prepared, arch="hailo8")
+
+    def summary(res):
+        return [
+            (sorted(p.nodes), sorted(p.start_nodes), sorted(p.end_nodes), p.flops, p.params)
+            for p in res.partitions
+        ]
+
+    assert summary(result) == summary(reference)
+    # nodes are listed in a topological order of the shuffled file
+    position = {n: i for i, n in enumerate(result.partitions[0].nodes)}
+    for node in result.prepared.model.graph.node:
+        if node.name in position:
+            for t in node.input:
+                producer = next((m for m in shuffled_nodes if t in m.output), None)
+                if producer is not None and producer.name in position:
+                    assert position[producer.name] < position[node.name]
+    assert sorted(c.name for c in result.cpu_nodes) == sorted(c.name for c in reference.cpu_nodes)

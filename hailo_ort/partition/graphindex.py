@@ -39,7 +39,12 @@ class GraphIndex:
         for imp in prepared.model.opset_import:
             if imp.domain in ("", "ai.onnx"):
                 self.opset = imp.version
-        self.nodes: list[onnx.NodeProto] = self._toposort(list(graph.node))
+        raw_nodes = list(graph.node)
+        raw_inputs = [self.node_inputs(n) for n in raw_nodes]
+        order = self._toposort(raw_nodes, raw_inputs)
+        self.nodes: list[onnx.NodeProto] = [raw_nodes[i] for i in order]
+        #: inputs of each node (with outer-scope reads of subgraphs), aligned with ``nodes``
+        self.inputs: list[list[str]] = [raw_inputs[i] for i in order]
         self.names: list[str] = [n.name for n in self.nodes]
         seen: set[str] = set()
         for name in self.names:
@@ -64,8 +69,8 @@ class GraphIndex:
         self.preds: list[list[int]] = [[] for _ in range(count)]
         self.succs: list[list[int]] = [[] for _ in range(count)]
         self.consumers: dict[str, list[int]] = {}
-        for i, n in enumerate(self.nodes):
-            for t in self.node_inputs(n):
+        for i in range(count):
+            for t in self.inputs[i]:
                 if not t:
                     continue
                 self.consumers.setdefault(t, []).append(i)
@@ -93,22 +98,28 @@ class GraphIndex:
                             names.append(t)
         return names
 
-    def _toposort(self, nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
-        """Kahn's algorithm, stable (keeps file order when it is already topological)."""
+    @staticmethod
+    def _toposort(nodes: list[onnx.NodeProto], inputs: list[list[str]]) -> list[int]:
+        """Node order: the file order when it is topological (the usual case), else Kahn's
+        algorithm taking the earliest ready node first."""
         producer: dict[str, int] = {}
         for i, n in enumerate(nodes):
             for o in n.output:
                 if o:
                     producer[o] = i
-        indegree = [0] * len(nodes)
-        succs: list[list[int]] = [[] for _ in nodes]
-        for i, n in enumerate(nodes):
-            deps = {producer[t] for t in self.node_inputs(n) if t in producer and producer[t] != i}
-            indegree[i] = len(deps)
-            for d in deps:
-                succs[d].append(i)
+        deps_of = [
+            {producer[t] for t in ins if t in producer and producer[t] != i}
+            for i, ins in enumerate(inputs)
+        ]
+        if all(d < i for i, deps in enumerate(deps_of) for d in deps):
+            return list(range(len(nodes)))
         import heapq
 
+        indegree = [len(deps) for deps in deps_of]
+        succs: list[list[int]] = [[] for _ in nodes]
+        for i, deps in enumerate(deps_of):
+            for d in deps:
+                succs[d].append(i)
         ready = [i for i, d in enumerate(indegree) if d == 0]
         heapq.heapify(ready)
         order: list[int] = []
@@ -121,7 +132,7 @@ class GraphIndex:
                     heapq.heappush(ready, s)
         if len(order) != len(nodes):
             raise ModelError("the graph has a cycle: it is not a valid ONNX model")
-        return [nodes[i] for i in order]
+        return order
 
     # --- tensors -------------------------------------------------------------------------------
     def is_constant(self, tensor: str) -> bool:

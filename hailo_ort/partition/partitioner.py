@@ -532,41 +532,32 @@ def _spec(gi: GraphIndex, tensor: str) -> TensorSpec:
 
 def _make_partition(gi: GraphIndex, index: int, ids: list[int]) -> Partition:
     members = set(ids)
-    inputs: list[str] = []
-    start: list[str] = []
-    outputs: list[str] = []
-    end: list[str] = []
+    inputs: dict[str, None] = {}  # ordered sets
+    start: dict[str, None] = {}
+    outputs: dict[str, None] = {}
+    end: dict[str, None] = {}
     for i in ids:
-        nd = gi.nodes[i]
-        for t in gi.node_inputs(nd):
+        for t in gi.inputs[i]:
             if not t:
                 continue
             p = gi.producer.get(t)
-            internal = p is not None and p in members
-            if internal:
+            if p is not None and p in members:
                 continue
-            if gi.is_constant(t) and t in gi.initializers:
-                continue
-            if gi.is_constant(t) and p is None:
-                continue
-            if t not in inputs:
-                inputs.append(t)
-            if gi.names[i] not in start:
-                start.append(gi.names[i])
-        for t in nd.output:
+            if p is None and gi.is_constant(t):
+                continue  # an initializer: goes into the partition's model
+            inputs[t] = None
+            start[gi.names[i]] = None
+        for t in gi.nodes[i].output:
             if not t:
                 continue
-            external = t in gi.output_set or any(c not in members for c in gi.consumers.get(t, []))
-            if external:
-                if t not in outputs:
-                    outputs.append(t)
-                if gi.names[i] not in end:
-                    end.append(gi.names[i])
+            if t in gi.output_set or any(c not in members for c in gi.consumers.get(t, ())):
+                outputs[t] = None
+                end[gi.names[i]] = None
     return Partition(
         index=index,
         nodes=[gi.names[i] for i in ids],
-        start_nodes=start,
-        end_nodes=end,
+        start_nodes=list(start),
+        end_nodes=list(end),
         inputs=[_spec(gi, t) for t in inputs],
         outputs=[_spec(gi, t) for t in outputs],
         flops=sum(gi.flops(i) for i in ids),
