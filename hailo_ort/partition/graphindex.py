@@ -1,0 +1,216 @@
+"""An index over a prepared model's graph: nodes in topological order, producers, consumers,
+constant tensors, shapes. Built once in linear time; the partitioner works on integer ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import ModelError
+from ..graph.prepared import PreparedModel
+
+
+class GraphIndex:
+    """Integer-indexed view of ``prepared.model.graph``.
+
+    ``nodes[i]`` is the i-th node in topological order. ``preds[i]`` / ``succs[i]`` are the ids of
+    nodes producing a non-constant input of node i / consuming a non-constant output of node i.
+    Constant tensors (initializers, ``Constant`` node outputs) are not data-flow edges.
+    """
+
+    def __init__(self, prepared: PreparedModel) -> None:
+        self.prepared = prepared
+        graph = prepared.model.graph
+        self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
+        self.graph_inputs: list[str] = [
+            i.name for i in graph.input if i.name not in self.initializers
+        ]
+        self.graph_outputs: list[str] = [o.name for o in graph.output]
+        self.shapes: dict[str, list[int] | None] = dict(prepared.shapes)
+        self.dtypes: dict[str, str] = dict(prepared.dtypes)
+        self._const_values: dict[str, np.ndarray] = {}
+        self._shape_cache: dict[str, list[int] | None] = {}
+        self._constant_nodes: dict[str, onnx.NodeProto] = {}
+        self.opset = 0
+        for imp in prepared.model.opset_import:
+            if imp.domain in ("", "ai.onnx"):
+                self.opset = imp.version
+        raw_nodes = list(graph.node)
+        raw_inputs = [self.node_inputs(n) for n in raw_nodes]
+        order = self._toposort(raw_nodes, raw_inputs)
+        self.nodes: list[onnx.NodeProto] = [raw_nodes[i] for i in order]
+        #: inputs of each node (with outer-scope reads of subgraphs), aligned with ``nodes``
+        self.inputs: list[list[str]] = [raw_inputs[i] for i in order]
+        self.names: list[str] = [n.name for n in self.nodes]
+        seen: set[str] = set()
+        for name in self.names:
+            if not name or name in seen:
+                raise ModelError(
+                    f"node names must be unique and non-empty (prepare the model first): {name!r}"
+                )
+            seen.add(name)
+        self.index: dict[str, int] = {name: i for i, name in enumerate(self.names)}
+        self.constants: set[str] = set(self.initializers)
+        for n in self.nodes:
+            if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+                for o in n.output:
+                    self.constants.add(o)
+                    self._constant_nodes[o] = n
+        self.producer: dict[str, int] = {}
+        for i, n in enumerate(self.nodes):
+            for o in n.output:
+                if o:
+                    self.producer[o] = i
+        count = len(self.nodes)
+        self.preds: list[list[int]] = [[] for _ in range(count)]
+        self.succs: list[list[int]] = [[] for _ in range(count)]
+        self.consumers: dict[str, list[int]] = {}
+        for i in range(count):
+            for t in self.inputs[i]:
+                if not t:
+                    continue
+                self.consumers.setdefault(t, []).append(i)
+                if t in self.constants:
+                    continue
+                p = self.producer.get(t)
+                if p is not None and p not in self.preds[i]:
+                    self.preds[i].append(p)
+                    self.succs[p].append(i)
+        self.output_set = set(self.graph_outputs)
+
+    @staticmethod
+    def node_inputs(node: onnx.NodeProto) -> list[str]:
+        """Inputs of a node, including outer-scope tensors read by its subgraphs (If/Loop bodies)."""
+        names = list(node.input)
+        for attr in node.attribute:
+            graphs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+            for g in graphs:
+                local = {i.name for i in g.input} | {t.name for t in g.initializer}
+                for sub in g.node:
+                    local.update(sub.output)
+                for sub in g.node:
+                    for t in GraphIndex.node_inputs(sub):
+                        if t and t not in local and t not in names:
+                            names.append(t)
+        return names
+
+    @staticmethod
+    def _toposort(nodes: list[onnx.NodeProto], inputs: list[list[str]]) -> list[int]:
+        """Node order: the file order when it is topological (the usual case), else Kahn's
+        algorithm taking the earliest ready node first."""
+        producer: dict[str, int] = {}
+        for i, n in enumerate(nodes):
+            for o in n.output:
+                if o:
+                    producer[o] = i
+        deps_of = [
+            {producer[t] for t in ins if t in producer and producer[t] != i}
+            for i, ins in enumerate(inputs)
+        ]
+        if all(d < i for i, deps in enumerate(deps_of) for d in deps):
+            return list(range(len(nodes)))
+        import heapq
+
+        indegree = [len(deps) for deps in deps_of]
+        succs: list[list[int]] = [[] for _ in nodes]
+        for i, deps in enumerate(deps_of):
+            for d in deps:
+                succs[d].append(i)
+        ready = [i for i, d in enumerate(indegree) if d == 0]
+        heapq.heapify(ready)
+        order: list[int] = []
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(i)
+            for s in succs[i]:
+                indegree[s] -= 1
+                if indegree[s] == 0:
+                    heapq.heappush(ready, s)
+        if len(order) != len(nodes):
+            raise ModelError("the graph has a cycle: it is not a valid ONNX model")
+        return order
+
+    # --- tensors -------------------------------------------------------------------------------
+    def is_constant(self, tensor: str) -> bool:
+        return tensor in self.constants
+
+    def const_value(self, tensor: str) -> np.ndarray | None:
+        """Value of a constant tensor (initializer or Constant node output), else None."""
+        if tensor in self._const_values:
+            return self._const_values[tensor]
+        value: np.ndarray | None = None
+        if tensor in self.initializers:
+            value = numpy_helper.to_array(self.initializers[tensor])
+        elif tensor in self._constant_nodes:
+            node = self._constant_nodes[tensor]
+            for attr in node.attribute:
+                if attr.name == "value":
+                    value = numpy_helper.to_array(attr.t)
+                elif attr.name in ("value_float", "value_int"):
+                    value = np.array(onnx.helper.get_attribute_value(attr))
+                elif attr.name in ("value_floats", "value_ints"):
+                    value = np.array(onnx.helper.get_attribute_value(attr))
+        if value is not None:
+            self._const_values[tensor] = value
+        return value
+
+    def shape(self, tensor: str) -> list[int] | None:
+        """Static shape of a tensor, or None when unknown or dynamic."""
+        if tensor in self._shape_cache:
+            return self._shape_cache[tensor]
+        shape = self._static_shape(tensor)
+        self._shape_cache[tensor] = shape
+        return shape
+
+    def _static_shape(self, tensor: str) -> list[int] | None:
+        if tensor in self.initializers:
+            return list(self.initializers[tensor].dims)
+        shape = self.shapes.get(tensor)
+        if shape is None:
+            value = self.const_value(tensor) if tensor in self.constants else None
+            return list(value.shape) if value is not None else None
+        if any((not isinstance(d, int)) or d <= 0 for d in shape):
+            return None
+        return [int(d) for d in shape]
+
+    def dtype(self, tensor: str) -> str | None:
+        if tensor in self.initializers:
+            return onnx.helper.tensor_dtype_to_np_dtype(self.initializers[tensor].data_type).name
+        return self.dtypes.get(tensor)
+
+    def data_inputs(self, node: onnx.NodeProto) -> list[str]:
+        """Non-constant, non-empty inputs of a node."""
+        return [t for t in node.input if t and t not in self.constants]
+
+    def flops(self, i: int) -> int:
+        return int(self.prepared.node_flops.get(self.names[i], 0))
+
+    def params(self, i: int) -> int:
+        return int(self.prepared.node_params.get(self.names[i], 0))
+
+
+def attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    """Attributes of a node as Python values (bytes decoded to str)."""
+    out: dict[str, Any] = {}
+    for attr in node.attribute:
+        value = onnx.helper.get_attribute_value(attr)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode("utf-8", "replace") for v in value]
+        out[attr.name] = value
+    return out
+
+
+def normalise_axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+def as_int_list(values: Sequence[Any] | np.ndarray | None) -> list[int]:
+    if values is None:
+        return []
+    return [int(v) for v in np.asarray(values).reshape(-1)]

@@ -1,0 +1,237 @@
+"""``hailo_ort.inspect``: prepare a model, partition it for an arch, and report the result."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..archs import get_arch
+from ..graph.prepared import PreparedModel
+from .partitioner import DEFAULT_MIN_PARTITION_SHARE, partition_model
+from .support import load_support_table
+from .types import CpuNode, Normalization, Partition
+
+#: list CPU nodes one by one up to this many; beyond, group them by reason
+_LIST_LIMIT = 40
+#: show details of this many partitions in the text summary
+_PARTITION_LIMIT = 12
+
+
+@dataclass
+class InspectResult:
+    """What ``inspect`` found: the device partitions, the CPU nodes with reasons, normalisation."""
+
+    arch: str
+    family: str
+    prepared: PreparedModel
+    partitions: list[Partition]
+    cpu_nodes: list[CpuNode]
+    normalization: list[Normalization]
+    total_flops: int
+    placement: dict[str, int | None] = field(repr=False, default_factory=dict)
+    model_label: str = "model.onnx"
+    support_tables: list[str] = field(default_factory=list)
+
+    @property
+    def device_flops(self) -> int:
+        return sum(p.flops for p in self.partitions)
+
+    @property
+    def device_flops_share(self) -> float:
+        """Share (0..1) of the model's FLOPs that run on the device."""
+        if self.total_flops <= 0:
+            return 0.0
+        return min(1.0, self.device_flops / self.total_flops)
+
+    def parser_command(self, partition: Partition) -> str:
+        """A ready-to-paste ``hailo parser onnx`` command line for one partition."""
+        parts = ["hailo", "parser", "onnx", self.model_label, "--hw-arch", self.arch]
+        parts += ["--start-node-names", *partition.start_nodes]
+        parts += ["--end-node-names", *partition.end_nodes]
+        shapes = [f"{t.name}=[{','.join(map(str, t.shape))}]" for t in partition.inputs]
+        if shapes:
+            parts += ["--tensor-shapes", *shapes]
+        return " ".join(shlex.quote(p) for p in parts)
+
+    def translate_call(self, partition: Partition) -> str:
+        """The equivalent DFC Python call (``ClientRunner.translate_onnx_model``)."""
+        shapes = {t.name: t.shape for t in partition.inputs}
+        return (
+            f"runner.translate_onnx_model({self.model_label!r}, 'net{partition.index}', "
+            f"start_node_names={partition.start_nodes!r}, end_node_names={partition.end_nodes!r}, "
+            f"net_input_shapes={shapes!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (the ``--json`` output)."""
+        return {
+            "arch": self.arch,
+            "family": self.family,
+            "model": self.model_label,
+            "nodes": len(self.placement),
+            "total_flops": self.total_flops,
+            "device_flops": self.device_flops,
+            "device_flops_share": self.device_flops_share,
+            "partitions": [
+                {**p.to_dict(), "parser_command": self.parser_command(p)} for p in self.partitions
+            ],
+            "cpu_nodes": [c.to_dict() for c in self.cpu_nodes],
+            "normalization": [
+                {
+                    "input": nm.input,
+                    "mean": nm.mean,
+                    "std": nm.std,
+                    "nodes": nm.nodes,
+                    "model_script": nm.model_script(),
+                }
+                for nm in self.normalization
+            ],
+            "input_shapes": {k: list(v) for k, v in self.prepared.input_shapes.items()},
+            "support_tables": list(self.support_tables),
+        }
+
+    def to_text(self) -> str:
+        """A readable terminal summary."""
+        lines: list[str] = []
+        total = len(self.placement)
+        on_device = sum(len(p.nodes) for p in self.partitions)
+        lines.append(f"{self.model_label} → {self.arch} (family {self.family})")
+        lines.append(
+            f"nodes: {total} total, {on_device} on the device in {len(self.partitions)} "
+            f"partition(s), {len(self.cpu_nodes)} on the CPU"
+        )
+        lines.append(
+            f"FLOPs: {_human(self.total_flops)} total, {_human(self.device_flops)} on the device "
+            f"({self.device_flops_share:.1%})"
+        )
+        lines.append("")
+        if self.partitions:
+            lines.append("Device partitions")
+            header = f"  {'#':>2}  {'nodes':>6}  {'FLOPs':>9}  {'params':>9}  inputs → outputs"
+            lines.append(header)
+            for p in self.partitions[:_PARTITION_LIMIT]:
+                ins = ", ".join(f"{t.name}{t.shape}" for t in p.inputs)
+                outs = (
+                    ", ".join(f"{t.name}{t.shape}" for t in p.outputs)
+                    if len(p.outputs) <= 3
+                    else f"{len(p.outputs)} tensors"
+                )
+                lines.append(
+                    f"  {p.index:>2}  {len(p.nodes):>6}  {_human(p.flops):>9}  "
+                    f"{_human(p.params):>9}  {ins} → {outs}"
+                )
+                lines.append(f"      start: {', '.join(p.start_nodes)}")
+                lines.append(f"      end:   {', '.join(p.end_nodes)}")
+            if len(self.partitions) > _PARTITION_LIMIT:
+                lines.append(
+                    f"  … {len(self.partitions) - _PARTITION_LIMIT} more partitions (see --json)"
+                )
+        else:
+            lines.append("No device partition: everything stays on the CPU.")
+        if self.normalization:
+            lines.append("")
+            lines.append("Input normalisation on the CPU (candidate for the DFC model script):")
+            for nm in self.normalization:
+                lines.append(f"  {nm.input}: {nm.model_script()}  (nodes: {', '.join(nm.nodes)})")
+        if self.cpu_nodes:
+            lines.append("")
+            lines.append(f"CPU nodes ({len(self.cpu_nodes)})")
+            if len(self.cpu_nodes) <= _LIST_LIMIT:
+                width = min(48, max(len(c.name) for c in self.cpu_nodes))
+                for c in self.cpu_nodes:
+                    lines.append(f"  {c.name:<{width}}  {c.op_type:<12}  {c.reason}")
+            else:
+                for (category, op), names, example in _group_cpu_nodes(self.cpu_nodes):
+                    shown = ", ".join(names[:3]) + (
+                        f", … (+{len(names) - 3})" if len(names) > 3 else ""
+                    )
+                    lines.append(f"  {len(names):>5} × {op:<12} {category}: {shown}")
+                    lines.append(f"          e.g. {example}")
+        if self.partitions:
+            lines.append("")
+            lines.append("DFC parser (one command per partition):")
+            for p in self.partitions[:_PARTITION_LIMIT]:
+                lines.append(f"  {self.parser_command(p)}")
+            if len(self.partitions) > _PARTITION_LIMIT:
+                lines.append(
+                    f"  … {len(self.partitions) - _PARTITION_LIMIT} more partitions (see --json)"
+                )
+        return "\n".join(lines) + "\n"
+
+    def to_html(self) -> str:
+        """A self-contained HTML report with the graph coloured by placement."""
+        from .report_html import render_html
+
+        return render_html(self)
+
+
+def _group_cpu_nodes(cpu_nodes: list[CpuNode]) -> list[tuple[tuple[str, str], list[str], str]]:
+    groups: dict[tuple[str, str], list[CpuNode]] = {}
+    for c in cpu_nodes:
+        category = c.reason.split(":", 1)[0]
+        groups.setdefault((category, c.op_type), []).append(c)
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    return [(key, [c.name for c in nodes], nodes[0].reason) for key, nodes in ordered]
+
+
+def _human(value: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return str(value)
+
+
+def inspect(
+    model: Any,
+    arch: str = "hailo8",
+    input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
+    ops: str | os.PathLike[str] | dict[str, Any] | None = None,
+    *,
+    min_partition_share: float = DEFAULT_MIN_PARTITION_SHARE,
+) -> InspectResult:
+    """Prepare ``model`` and find what runs on a Hailo ``arch`` and what stays on the CPU.
+
+    ``model``: a path, bytes, an ``onnx.ModelProto``, ``"example:NAME"`` or a PreparedModel.
+    ``input_shapes``: ``{name: [1, 3, H, W]}`` or ``["name=1,3,H,W", ...]`` for dynamic inputs.
+    ``ops``: a JSON support-table file (or dict) merged over the built-in table of the arch.
+    """
+    target = get_arch(arch)
+    table = load_support_table(target.name, ops)
+    if isinstance(model, PreparedModel):
+        prepared = model
+    else:
+        from .. import graph
+
+        shapes: dict[str, list[int]] | None
+        if input_shapes is None:
+            shapes = None
+        elif isinstance(input_shapes, Mapping):
+            shapes = {k: [int(d) for d in v] for k, v in input_shapes.items()}
+        else:
+            shapes = graph.parse_input_shapes(list(input_shapes))
+        prepared = graph.prepare(model, shapes)
+    plan = partition_model(prepared, table, min_partition_share=min_partition_share)
+    return InspectResult(
+        arch=target.name,
+        family=target.family,
+        prepared=prepared,
+        partitions=plan.partitions,
+        cpu_nodes=plan.cpu_nodes,
+        normalization=plan.normalization,
+        total_flops=int(sum(prepared.node_flops.values())),
+        placement=plan.placement,
+        model_label=_label(model),
+        support_tables=table.files,
+    )
+
+
+def _label(model: Any) -> str:
+    if isinstance(model, (str, os.PathLike)):
+        text = os.fspath(model)
+        if text.startswith("example:"):
+            return f"{text.split(':', 1)[1]}.onnx"
+        return text
+    return "model.onnx"
