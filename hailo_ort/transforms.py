@@ -3,14 +3,31 @@
 Model side: float32 in the host layout (``NCHW`` for 4-D, ``NC`` for 2-D). Device side:
 uint8 / uint16 in the device layout (``NHWC``, ``NHCW`` or ``NC``), quantized by Hailo's rule
 (:mod:`hailo_ort.quant`). This module is the one entry point the runtime uses; the native core
-provides the fast fused path, the numpy code here is the reference it must match.
+(``hailo_ort._native``) provides the fast fused path (one pass over memory, GIL released, big
+tensors split across threads), the numpy code here is the reference it must match bit for bit.
+The fast path is taken whenever the native module is built and the arguments fit (uint8/uint16
+device side, a supported layout pair, no NaN in the quantization parameters); otherwise the
+reference runs. NaN inputs quantize to 0 on both paths (numpy's float->int cast gives 0 on
+x86-64 and arm64; the native kernel defines it); +-inf are clipped to the limvals like any value.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .quant import QuantInfo, dequantize, quantize
+
+try:
+    from . import _native
+except ImportError:  # pragma: no cover - a source tree without the built extension
+    _native = None
+
+#: True when the native fused transforms are available.
+HAS_NATIVE_TRANSFORMS: bool = _native is not None and hasattr(_native, "to_device")
+
+_NATIVE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 #: Permutation from a 4-D host layout to a 4-D device layout.
 _PERMS: dict[tuple[str, str], tuple[int, ...]] = {
@@ -42,7 +59,143 @@ def _feature_axis(device_order: str, ndim: int) -> int:
     return ndim - 1
 
 
+def _native_params(quant: QuantInfo) -> tuple[np.ndarray, np.ndarray] | None:
+    """Scales and zero points as the native kernel takes them, or None to use the reference."""
+    if quant.per_feature:
+        scales = np.asarray(quant.scales, dtype=np.float32)
+        zps = np.asarray(quant.zps or [quant.zp] * len(quant.scales), dtype=np.float32)
+    else:
+        scales = np.array([quant.scale], dtype=np.float32)
+        zps = np.array([quant.zp], dtype=np.float32)
+    if scales.ndim != 1 or scales.shape != zps.shape or scales.size == 0:
+        return None  # the reference reports the mismatch
+    if np.isnan(scales).any() or np.isnan(zps).any():
+        return None
+    return scales, zps
+
+
+def _usable_out(out: np.ndarray, x: np.ndarray) -> bool:
+    """Whether the native kernel can write ``out`` directly (else the reference copies into it)."""
+    flags = out.flags
+    return (
+        flags.c_contiguous and flags.aligned and flags.writeable and not np.may_share_memory(out, x)
+    )
+
+
+def _to_device_native(
+    x: np.ndarray,
+    quant: QuantInfo,
+    device_dtype: str,
+    host_order: str,
+    device_order: str,
+    out: np.ndarray | None,
+    threads: int,
+) -> np.ndarray | None:
+    if not HAS_NATIVE_TRANSFORMS:
+        return None
+    dtype = np.dtype(device_dtype)
+    if dtype not in _NATIVE_DTYPES:
+        return None
+    if math.isnan(quant.limvals_min) or math.isnan(quant.limvals_max):
+        return None
+    params = _native_params(quant)
+    if params is None:
+        return None
+    xa = np.require(np.asarray(x, dtype=np.float32), requirements=("C", "A"))
+    perm = _perm(host_order, device_order, xa.ndim)
+    shape = tuple(xa.shape[i] for i in perm)
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+    elif out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {dtype}{shape}")
+    elif not _usable_out(out, xa):
+        return None
+    _native.to_device(
+        xa,
+        out,
+        host_order,
+        device_order,
+        params[0],
+        params[1],
+        float(np.float32(quant.limvals_min)),
+        float(np.float32(quant.limvals_max)),
+        threads,
+    )
+    return out
+
+
+def _from_device_native(
+    q: np.ndarray,
+    quant: QuantInfo,
+    host_order: str,
+    device_order: str,
+    out: np.ndarray | None,
+    threads: int,
+) -> np.ndarray | None:
+    if not HAS_NATIVE_TRANSFORMS or not isinstance(q, np.ndarray) or q.dtype not in _NATIVE_DTYPES:
+        return None
+    params = _native_params(quant)
+    if params is None:
+        return None
+    qa = np.require(q, requirements=("C", "A"))
+    perm = _inverse(_perm(host_order, device_order, qa.ndim))
+    shape = tuple(qa.shape[i] for i in perm)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32:
+        raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected float32{shape}")
+    elif not _usable_out(out, qa):
+        return None
+    _native.from_device(qa, out, host_order, device_order, params[0], params[1], threads)
+    return out
+
+
 def to_device(
+    x: np.ndarray,
+    quant: QuantInfo,
+    device_dtype: str = "uint8",
+    host_order: str = "NCHW",
+    device_order: str = "NHWC",
+    out: np.ndarray | None = None,
+    *,
+    threads: int = 0,
+) -> np.ndarray:
+    """Quantize float ``x`` and lay it out as the device expects.
+
+    Runs the native fused kernel when it can (``threads``: 0 automatic, 1 single-threaded, n at
+    most n threads; small tensors always use one), else :func:`to_device_reference`.
+    """
+    if threads < 0:
+        raise ValueError("to_device: threads must be >= 0 (0: automatic)")
+    result = _to_device_native(x, quant, device_dtype, host_order, device_order, out, threads)
+    if result is not None:
+        return result
+    return to_device_reference(x, quant, device_dtype, host_order, device_order, out)
+
+
+def from_device(
+    q: np.ndarray,
+    quant: QuantInfo,
+    host_order: str = "NCHW",
+    device_order: str = "NHWC",
+    out: np.ndarray | None = None,
+    *,
+    threads: int = 0,
+) -> np.ndarray:
+    """Dequantize device values ``q`` to float32 in the host layout.
+
+    Runs the native fused kernel for uint8/uint16 ``q`` when it can, else
+    :func:`from_device_reference`.
+    """
+    if threads < 0:
+        raise ValueError("from_device: threads must be >= 0 (0: automatic)")
+    result = _from_device_native(q, quant, host_order, device_order, out, threads)
+    if result is not None:
+        return result
+    return from_device_reference(q, quant, host_order, device_order, out)
+
+
+def to_device_reference(
     x: np.ndarray,
     quant: QuantInfo,
     device_dtype: str = "uint8",
@@ -62,7 +215,7 @@ def to_device(
     return out
 
 
-def from_device(
+def from_device_reference(
     q: np.ndarray,
     quant: QuantInfo,
     host_order: str = "NCHW",
