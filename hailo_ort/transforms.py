@@ -13,6 +13,7 @@ x86-64 and arm64; the native kernel defines it); +-inf are clipped to the limval
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -27,7 +28,7 @@ except ImportError:  # pragma: no cover - a source tree without the built extens
 #: True when the native fused transforms are available.
 HAS_NATIVE_TRANSFORMS: bool = _native is not None and hasattr(_native, "to_device")
 
-_NATIVE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+_U8, _U16, _F32 = np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)
 
 #: Permutation from a 4-D host layout to a 4-D device layout.
 _PERMS: dict[tuple[str, str], tuple[int, ...]] = {
@@ -39,6 +40,7 @@ _PERMS: dict[tuple[str, str], tuple[int, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def _perm(host_order: str, device_order: str, ndim: int) -> tuple[int, ...]:
     if ndim != 4 or device_order in ("NC", "NHW", "AUTO") or host_order == device_order:
         return tuple(range(ndim))
@@ -48,6 +50,7 @@ def _perm(host_order: str, device_order: str, ndim: int) -> tuple[int, ...]:
         raise ValueError(f"no transform from host {host_order} to device {device_order}") from None
 
 
+@functools.lru_cache(maxsize=256)
 def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(perm))
 
@@ -59,27 +62,41 @@ def _feature_axis(device_order: str, ndim: int) -> int:
     return ndim - 1
 
 
-def _native_params(quant: QuantInfo) -> tuple[np.ndarray, np.ndarray] | None:
-    """Scales and zero points as the native kernel takes them, or None to use the reference."""
+def _native_params(quant: QuantInfo) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """Scales, zero points and float32 limvals as the native kernel takes them, or None to use
+    the reference (NaN parameters, mismatched per-feature lists)."""
     if quant.per_feature:
-        scales = np.asarray(quant.scales, dtype=np.float32)
-        zps = np.asarray(quant.zps or [quant.zp] * len(quant.scales), dtype=np.float32)
-    else:
-        scales = np.array([quant.scale], dtype=np.float32)
-        zps = np.array([quant.zp], dtype=np.float32)
-    if scales.ndim != 1 or scales.shape != zps.shape or scales.size == 0:
+        zps = quant.zps or [quant.zp] * len(quant.scales)
+        return _params(tuple(quant.scales), tuple(zps), quant.limvals_min, quant.limvals_max)
+    return _params((quant.scale,), (quant.zp,), quant.limvals_min, quant.limvals_max)
+
+
+@functools.lru_cache(maxsize=512)
+def _params(
+    scales: tuple[float, ...], zps: tuple[float, ...], lo: float, hi: float
+) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    s = np.asarray(scales, dtype=np.float32)
+    z = np.asarray(zps, dtype=np.float32)
+    if s.ndim != 1 or s.shape != z.shape or s.size == 0:
         return None  # the reference reports the mismatch
-    if np.isnan(scales).any() or np.isnan(zps).any():
+    if np.isnan(s).any() or np.isnan(z).any() or math.isnan(lo) or math.isnan(hi):
         return None
-    return scales, zps
+    s.flags.writeable = False
+    z.flags.writeable = False
+    return s, z, float(np.float32(lo)), float(np.float32(hi))
 
 
-def _usable_out(out: np.ndarray, x: np.ndarray) -> bool:
-    """Whether the native kernel can write ``out`` directly (else the reference copies into it)."""
+def _plain(a: object, dtype: np.dtype) -> bool:
+    """``a`` is a C-contiguous aligned ndarray of ``dtype`` the kernel can read directly."""
+    if type(a) is not np.ndarray or a.dtype != dtype:
+        return False
+    flags = a.flags
+    return flags.c_contiguous and flags.aligned
+
+
+def _writable(out: np.ndarray) -> bool:
     flags = out.flags
-    return (
-        flags.c_contiguous and flags.aligned and flags.writeable and not np.may_share_memory(out, x)
-    )
+    return flags.c_contiguous and flags.aligned and flags.writeable
 
 
 def _to_device_native(
@@ -94,33 +111,27 @@ def _to_device_native(
     if not HAS_NATIVE_TRANSFORMS:
         return None
     dtype = np.dtype(device_dtype)
-    if dtype not in _NATIVE_DTYPES:
-        return None
-    if math.isnan(quant.limvals_min) or math.isnan(quant.limvals_max):
+    if dtype != _U8 and dtype != _U16:
         return None
     params = _native_params(quant)
     if params is None:
         return None
-    xa = np.require(np.asarray(x, dtype=np.float32), requirements=("C", "A"))
-    perm = _perm(host_order, device_order, xa.ndim)
-    shape = tuple(xa.shape[i] for i in perm)
+    if not _plain(x, _F32):
+        x = np.require(np.asarray(x, dtype=np.float32), requirements=("C", "A"))
+    perm = _perm(host_order, device_order, x.ndim)
+    shape = tuple([x.shape[i] for i in perm])
     if out is None:
         out = np.empty(shape, dtype=dtype)
     elif out.shape != shape or out.dtype != dtype:
         raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {dtype}{shape}")
-    elif not _usable_out(out, xa):
+    elif not _writable(out):
         return None
-    _native.to_device(
-        xa,
-        out,
-        host_order,
-        device_order,
-        params[0],
-        params[1],
-        float(np.float32(quant.limvals_min)),
-        float(np.float32(quant.limvals_max)),
-        threads,
-    )
+    try:
+        _native.to_device(x, out, host_order, device_order, *params, threads)
+    except ValueError as e:
+        if "overlaps" in str(e):  # out aliases x: the reference computes then copies
+            return None
+        raise
     return out
 
 
@@ -132,21 +143,29 @@ def _from_device_native(
     out: np.ndarray | None,
     threads: int,
 ) -> np.ndarray | None:
-    if not HAS_NATIVE_TRANSFORMS or not isinstance(q, np.ndarray) or q.dtype not in _NATIVE_DTYPES:
+    if not HAS_NATIVE_TRANSFORMS or not isinstance(q, np.ndarray):
+        return None
+    if q.dtype != _U8 and q.dtype != _U16:
         return None
     params = _native_params(quant)
     if params is None:
         return None
-    qa = np.require(q, requirements=("C", "A"))
-    perm = _inverse(_perm(host_order, device_order, qa.ndim))
-    shape = tuple(qa.shape[i] for i in perm)
+    if not _plain(q, q.dtype):
+        q = np.require(q, requirements=("C", "A"))
+    perm = _inverse(_perm(host_order, device_order, q.ndim))
+    shape = tuple([q.shape[i] for i in perm])
     if out is None:
         out = np.empty(shape, dtype=np.float32)
-    elif out.shape != shape or out.dtype != np.float32:
+    elif out.shape != shape or out.dtype != _F32:
         raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected float32{shape}")
-    elif not _usable_out(out, qa):
+    elif not _writable(out):
         return None
-    _native.from_device(qa, out, host_order, device_order, params[0], params[1], threads)
+    try:
+        _native.from_device(q, out, host_order, device_order, params[0], params[1], threads)
+    except ValueError as e:
+        if "overlaps" in str(e):
+            return None
+        raise
     return out
 
 

@@ -32,6 +32,17 @@ LAYOUTS = [
 ]
 
 
+KERNEL_SETS = _native.kernel_sets() if transforms.HAS_NATIVE_TRANSFORMS else []
+
+
+@pytest.fixture(params=KERNEL_SETS)
+def kernel_set(request):
+    """Run the test with each instruction-set variant of the kernels this CPU supports."""
+    _native.use_kernel_set(request.param)
+    yield request.param
+    _native.use_kernel_set("auto")
+
+
 def _device_feature_len(shape: tuple[int, ...], host: str, device: str) -> int:
     perm = transforms._perm(host, device, len(shape))
     dev_shape = tuple(shape[i] for i in perm)
@@ -76,9 +87,13 @@ def _values(rng: np.random.Generator, shape: tuple[int, ...], q: QuantInfo) -> n
     return x.astype(np.float32)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
-def test_to_and_from_device_match_reference(data):
+def test_to_and_from_device_match_reference(kernel_set, data):
     host, device, ndim = data.draw(st.sampled_from(LAYOUTS))
     dims = st.integers(1, 21)
     shape = tuple([data.draw(st.integers(1, 2))] + [data.draw(dims) for _ in range(ndim - 1)])
@@ -122,7 +137,7 @@ def test_fast_path_is_taken(monkeypatch):
         from_device(y.astype(np.int8), q, "NCHW", "NHWC")
 
 
-def test_round_half_to_even_at_exact_ties():
+def test_round_half_to_even_at_exact_ties(kernel_set):
     q = QuantInfo(zp=0.0, scale=1.0, limvals_min=-10.0, limvals_max=300.0)
     x = np.array(
         [[0.5, 1.5, 2.5, 3.5, -0.5, 253.5, 254.5, 255.5, 0.49999997, 2.5000002]], np.float32
@@ -147,7 +162,7 @@ def test_clip_happens_before_division_and_saturates():
     np.testing.assert_array_equal(to_device(x, q, "uint16", "NC", "NC"), [[300, 0, 100, 200]])
 
 
-def test_nan_and_inf():
+def test_nan_and_inf(kernel_set):
     """inf is clipped to the limvals; NaN quantizes to 0, as numpy's cast does on this host."""
     q = QuantInfo(zp=100.0, scale=0.01, limvals_min=-1.0, limvals_max=2.0)
     x = np.array([[np.nan, np.inf, -np.inf, -np.nan]], np.float32)
@@ -177,7 +192,7 @@ def test_dequantize_per_feature_values():
         ("NHWC", "NHWC", (1, 331, 401, 3)),
     ],
 )
-def test_large_tensors_multithreaded_match_reference(host, device, shape):
+def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, shape):
     rng = np.random.default_rng(7)
     x = rng.normal(0, 2, size=shape).astype(np.float32)
     n_feat = _device_feature_len(shape, host, device)
@@ -200,6 +215,13 @@ def test_large_tensors_multithreaded_match_reference(host, device, shape):
     for threads in (1, 2):
         back = from_device(expected, q, host, device, threads=threads)
         np.testing.assert_array_equal(back.view(np.uint32), back_expected.view(np.uint32))
+
+
+def test_kernel_sets():
+    sets = _native.kernel_sets()
+    assert sets[0] == "baseline" and _native.kernel_set() == sets[-1]
+    with pytest.raises(ValueError, match="not available"):
+        _native.use_kernel_set("no-such-isa")
 
 
 def test_small_tensors_use_one_thread():

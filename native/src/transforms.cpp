@@ -1,18 +1,17 @@
-// Fused quantize/dequantize + layout kernels (see transforms.hpp).
+// Fused quantize/dequantize + layout drivers (see transforms.hpp): tiling and threading here,
+// the inner loops in kernels_impl.hpp, compiled per instruction set and picked at run time.
 //
-// Performance notes: the arithmetic always runs over contiguous runs of the float side so the
-// compiler vectorises it; a layout change with a short inner run (K < kRowModeMinK) goes
-// through a small tile buffer that stays in L1 (quantize a tile of input rows into the buffer,
-// then scatter the narrow integers; or gather integers into the buffer, then dequantize whole
-// output rows). Rounding half to even uses the exact 2^23 trick: for 0 <= v < 2^23,
-// (v + 2^23) - 2^23 is v rounded to the nearest integer, ties to even, in the default rounding
-// mode, and it vectorises where std::nearbyint would be a library call per element.
+// The arithmetic always runs over contiguous runs of the float side so it vectorises; a layout
+// change with a short inner run (K < kRowModeMinK) goes through a small tile buffer that stays
+// in L1 (quantize a tile of input rows into it, then scatter the narrow integers; or gather
+// integers into it, then dequantize whole output rows).
 #include "hailo_ort/transforms.hpp"
 
+#include "kernels.hpp"
+
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
-#include <cstring>
-#include <limits>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -29,100 +28,38 @@ constexpr std::size_t kTileRun = 256;     // elements per contiguous run inside 
 constexpr std::size_t kTileRows = 16;     // runs per tile
 constexpr std::size_t kFlatChunk = 1 << 15;
 
-// Hailo's quantization of one value, returned as the bits of a float whose low 16 bits are the
-// result. The narrowing to T happens in a separate loop: fused with the selects, GCC turns them
-// into slow mask arithmetic on narrow integers.
-inline std::uint32_t quantize_bits(float x, float scale, float zp, float lo, float hi,
-                                   float qmax) {
-  constexpr float kRound = 8388608.0f;  // 2^23
-  float v = x < lo ? lo : x;            // np.clip keeps NaN; so do these two selects
-  v = hi < v ? hi : v;
-  v = v / scale + zp;
-  v = v > 0.0f ? v : 0.0f;  // saturate below (and NaN -> 0)
-  v = v < qmax ? v : qmax;
-  // 0 <= v <= 65535: v + 2^23 is rounded half to even to an integer, whose value sits in the
-  // low mantissa bits (the float's bits are 0x4B000000 | round(v)).
-  std::uint32_t bits;
-  const float shifted = v + kRound;
-  std::memcpy(&bits, &shifted, sizeof bits);
-  return bits;
-}
-
-constexpr std::size_t kBlock = 256;
-
-template <class T>
-constexpr float qmax_of() {
-  return sizeof(T) == 1 ? 255.0f : 65535.0f;
-}
-
-template <class T>
-inline void narrow(const std::uint32_t* __restrict bits, T* __restrict out, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(bits[i]);
-}
-
-template <class T>
-void quantize_run(const float* __restrict in, T* __restrict out, std::size_t n, float scale,
-                  float zp, float lo, float hi) {
-  std::uint32_t bits[kBlock];
-  for (std::size_t a = 0; a < n; a += kBlock) {
-    const std::size_t m = std::min(kBlock, n - a);
-    for (std::size_t i = 0; i < m; ++i) {
-      bits[i] = quantize_bits(in[a + i], scale, zp, lo, hi, qmax_of<T>());
-    }
-    narrow(bits, out + a, m);
+const Kernels* detect_kernels() {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  if (kernels_avx512() != nullptr && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+    return kernels_avx512();
   }
+  if (kernels_avx2() != nullptr && __builtin_cpu_supports("avx2")) return kernels_avx2();
+#endif
+  return kernels_baseline();
+}
+
+std::atomic<const Kernels*> g_kernels{nullptr};
+
+const Kernels& active_kernels() {
+  const Kernels* k = g_kernels.load(std::memory_order_acquire);
+  if (k == nullptr) {
+    k = detect_kernels();
+    g_kernels.store(k, std::memory_order_release);
+  }
+  return *k;
 }
 
 template <class T>
-void quantize_run_pf(const float* __restrict in, T* __restrict out, std::size_t n,
-                     const float* __restrict scales, const float* __restrict zps, float lo,
-                     float hi) {
-  std::uint32_t bits[kBlock];
-  for (std::size_t a = 0; a < n; a += kBlock) {
-    const std::size_t m = std::min(kBlock, n - a);
-    for (std::size_t i = 0; i < m; ++i) {
-      bits[i] = quantize_bits(in[a + i], scales[a + i], zps[a + i], lo, hi, qmax_of<T>());
-    }
-    narrow(bits, out + a, m);
-  }
+const TypedKernels<T>& typed_kernels();
+template <>
+const TypedKernels<std::uint8_t>& typed_kernels<std::uint8_t>() {
+  return active_kernels().u8;
 }
-
-template <class T>
-void dequantize_run(const T* __restrict in, float* __restrict out, std::size_t n, float scale,
-                    float zp) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = (static_cast<float>(in[i]) - zp) * scale;
-}
-
-template <class T>
-void dequantize_run_pf(const T* __restrict in, float* __restrict out, std::size_t n,
-                       const float* __restrict scales, const float* __restrict zps) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = (static_cast<float>(in[i]) - zps[i]) * scales[i];
-}
-
-// dst[s * dst_stride + i] = tile[i * run + s] for i < rows, s < cols: the narrow transpose
-// step. Few rows (e.g. 3 channels) get fixed-count loops the compiler can unroll.
-template <std::size_t Rows, class T>
-void scatter_fixed(const T* __restrict tile, std::size_t run, T* __restrict dst,
-                   std::size_t dst_stride, std::size_t cols) {
-  for (std::size_t s = 0; s < cols; ++s) {
-    for (std::size_t i = 0; i < Rows; ++i) dst[s * dst_stride + i] = tile[i * run + s];
-  }
-}
-
-template <class T>
-void scatter_columns(const T* __restrict tile, std::size_t run, std::size_t rows,
-                     T* __restrict dst, std::size_t dst_stride, std::size_t cols) {
-  switch (rows) {
-    case 1: return scatter_fixed<1>(tile, run, dst, dst_stride, cols);
-    case 2: return scatter_fixed<2>(tile, run, dst, dst_stride, cols);
-    case 3: return scatter_fixed<3>(tile, run, dst, dst_stride, cols);
-    case 4: return scatter_fixed<4>(tile, run, dst, dst_stride, cols);
-    default: break;
-  }
-  for (std::size_t s = 0; s < cols; ++s) {
-    T* d = dst + s * dst_stride;
-    for (std::size_t i = 0; i < rows; ++i) d[i] = tile[i * run + s];
-  }
+template <>
+const TypedKernels<std::uint16_t>& typed_kernels<std::uint16_t>() {
+  return active_kernels().u16;
 }
 
 // Run fn(begin, end) over [0, units) split in `threads` contiguous ranges; the calling thread
@@ -207,9 +144,38 @@ void check(const BlockTranspose& g, FeatureAxis feature, const QuantParams& p, b
 
 }  // namespace
 
+std::vector<std::string> kernel_sets() {
+  std::vector<std::string> names;
+  const Kernels* best = detect_kernels();
+  for (const Kernels* k : {kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
+    if (k != nullptr) names.emplace_back(k->name);
+    if (k == best) break;  // later ones are not supported by this CPU
+  }
+  return names;
+}
+
+std::string kernel_set() { return active_kernels().name; }
+
+void use_kernel_set(const std::string& name) {
+  const Kernels* chosen = nullptr;
+  if (name.empty() || name == "auto") {
+    chosen = detect_kernels();
+  } else {
+    const Kernels* best = detect_kernels();
+    for (const Kernels* k : {kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
+      if (k != nullptr && name == k->name) chosen = k;
+      if (k == best) break;
+    }
+  }
+  if (chosen == nullptr) {
+    throw std::invalid_argument("kernel set '" + name + "' is not available on this CPU");
+  }
+  g_kernels.store(chosen, std::memory_order_release);
+}
+
 int choose_threads(int requested, std::size_t units, std::size_t bytes) {
-  int hw = static_cast<int>(std::thread::hardware_concurrency());
-  if (hw <= 0) hw = 1;
+  // hardware_concurrency() reads /sys on every call: ask once.
+  static const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   std::size_t want = static_cast<std::size_t>(std::min(requested <= 0 ? hw : requested, kMaxThreads));
   const std::size_t by_size = std::max<std::size_t>(1, bytes / kMinBytesPerThread);
   return static_cast<int>(std::max<std::size_t>(1, std::min({want, units, by_size})));
@@ -219,6 +185,7 @@ template <class T>
 void quantize_transform(const float* in, T* out, const BlockTranspose& g, FeatureAxis feature,
                         const QuantParams& p, int threads) {
   check(g, feature, p, true);
+  const TypedKernels<T>& k = typed_kernels<T>();
   const std::size_t total = g.elements();
   if (total == 0) return;
   const float lo = p.limvals_min, hi = p.limvals_max;
@@ -229,7 +196,7 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
       const std::size_t units = ceil_div(total, kFlatChunk);
       parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
         const std::size_t a = u0 * kFlatChunk, b = std::min(total, u1 * kFlatChunk);
-        quantize_run(in + a, out + a, b - a, p.scales[0], p.zps[0], lo, hi);
+        k.quantize(in + a, out + a, b - a, p.scales[0], p.zps[0], lo, hi);
       });
       return;
     }
@@ -240,7 +207,7 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
       for (std::size_t u = u0; u < u1; ++u) {
         const std::size_t r0 = u * e.rows_per_group;
         const std::size_t r1 = std::min(rows, r0 + e.rows_per_group);
-        quantize_run_pf(in + r0 * period, out + r0 * period, (r1 - r0) * period, e.scales.data(),
+        k.quantize_pf(in + r0 * period, out + r0 * period, (r1 - r0) * period, e.scales.data(),
                         e.zps.data(), lo, hi);
       }
     });
@@ -263,11 +230,11 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
           const float* src = in + ((b * R + r) * S + s) * K;
           T* dst = out + ((b * S + s) * R + r) * K;
           if (feature == FeatureAxis::kK) {
-            quantize_run_pf(src, dst, K, p.scales, p.zps, lo, hi);
+            k.quantize_pf(src, dst, K, p.scales, p.zps, lo, hi);
           } else {
             float scale, zp;
             scale_zp(r, s, scale, zp);
-            quantize_run(src, dst, K, scale, zp, lo, hi);
+            k.quantize(src, dst, K, scale, zp, lo, hi);
           }
         }
       }
@@ -290,22 +257,22 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
         const float* src = in + ((b * R + r) * S + s0) * K;
         T* dst = tile + (r - r0) * run;
         if (feature == FeatureAxis::kS) {  // K == 1 (checked)
-          quantize_run_pf(src, dst, run, p.scales + s0, p.zps + s0, lo, hi);
+          k.quantize_pf(src, dst, run, p.scales + s0, p.zps + s0, lo, hi);
         } else {
           float scale, zp;
           scale_zp(r, 0, scale, zp);
-          quantize_run(src, dst, run, scale, zp, lo, hi);
+          k.quantize(src, dst, run, scale, zp, lo, hi);
         }
       }
       const std::size_t nr = r1 - r0;
       if (K == 1) {
-        scatter_columns(tile, run, nr, out + (b * S + s0) * R + r0, R, s1 - s0);
+        k.scatter(tile, run, nr, out + (b * S + s0) * R + r0, R, s1 - s0);
       } else {
         for (std::size_t s = s0; s < s1; ++s) {
           T* dst = out + ((b * S + s) * R + r0) * K;
           const T* col = tile + (s - s0) * K;
           for (std::size_t i = 0; i < nr; ++i) {
-            for (std::size_t k = 0; k < K; ++k) dst[i * K + k] = col[i * run + k];
+            for (std::size_t j = 0; j < K; ++j) dst[i * K + j] = col[i * run + j];
           }
         }
       }
@@ -317,6 +284,7 @@ template <class T>
 void dequantize_transform(const T* in, float* out, const BlockTranspose& g, FeatureAxis feature,
                           const QuantParams& p, int threads) {
   check(g, feature, p, false);
+  const TypedKernels<T>& k = typed_kernels<T>();
   const std::size_t total = g.elements();
   if (total == 0) return;
   const std::size_t bytes = total * (sizeof(float) + sizeof(T));
@@ -326,7 +294,7 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
       const std::size_t units = ceil_div(total, kFlatChunk);
       parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
         const std::size_t a = u0 * kFlatChunk, b = std::min(total, u1 * kFlatChunk);
-        dequantize_run(in + a, out + a, b - a, p.scales[0], p.zps[0]);
+        k.dequantize(in + a, out + a, b - a, p.scales[0], p.zps[0]);
       });
       return;
     }
@@ -337,7 +305,7 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
       for (std::size_t u = u0; u < u1; ++u) {
         const std::size_t r0 = u * e.rows_per_group;
         const std::size_t r1 = std::min(rows, r0 + e.rows_per_group);
-        dequantize_run_pf(in + r0 * period, out + r0 * period, (r1 - r0) * period,
+        k.dequantize_pf(in + r0 * period, out + r0 * period, (r1 - r0) * period,
                           e.scales.data(), e.zps.data());
       }
     });
@@ -360,11 +328,11 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
           const T* src = in + ((b * R + r) * S + s) * K;
           float* dst = out + ((b * S + s) * R + r) * K;
           if (feature == FeatureAxis::kK) {
-            dequantize_run_pf(src, dst, K, p.scales, p.zps);
+            k.dequantize_pf(src, dst, K, p.scales, p.zps);
           } else {
             float scale, zp;
             scale_zp(r, s, scale, zp);
-            dequantize_run(src, dst, K, scale, zp);
+            k.dequantize(src, dst, K, scale, zp);
           }
         }
       }
@@ -384,17 +352,13 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
       const std::size_t s0 = st * TS, s1 = std::min(S, s0 + TS);
       const std::size_t run = (r1 - r0) * K, ns = s1 - s0;
       if (K == 1) {
-        for (std::size_t r = r0; r < r1; ++r) {
-          const T* src = in + (b * R + r) * S + s0;
-          T* col = tile + (r - r0);
-          for (std::size_t i = 0; i < ns; ++i) col[i * run] = src[i];
-        }
+        k.gather(in + (b * R + r0) * S + s0, S, r1 - r0, tile, run, ns);
       } else {
         for (std::size_t r = r0; r < r1; ++r) {
           const T* src = in + ((b * R + r) * S + s0) * K;
           T* col = tile + (r - r0) * K;
           for (std::size_t i = 0; i < ns; ++i) {
-            for (std::size_t k = 0; k < K; ++k) col[i * run + k] = src[i * K + k];
+            for (std::size_t j = 0; j < K; ++j) col[i * run + j] = src[i * K + j];
           }
         }
       }
@@ -402,11 +366,11 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
         const T* src = tile + (s - s0) * run;
         float* dst = out + ((b * S + s) * R + r0) * K;
         if (feature == FeatureAxis::kR) {  // K == 1 (checked)
-          dequantize_run_pf(src, dst, run, p.scales + r0, p.zps + r0);
+          k.dequantize_pf(src, dst, run, p.scales + r0, p.zps + r0);
         } else {
           float scale, zp;
           scale_zp(0, s, scale, zp);
-          dequantize_run(src, dst, run, scale, zp);
+          k.dequantize(src, dst, run, scale, zp);
         }
       }
     }

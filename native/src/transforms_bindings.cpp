@@ -290,6 +290,19 @@ void register_transforms(py::module_& m) {
       },
       py::arg("threads"), py::arg("nbytes"),
       "Threads a transform touching `nbytes` bytes would use when asked for `threads`.");
+  m.def("kernel_sets", &kernel_sets,
+        "Instruction-set variants of the transform kernels usable on this CPU, best last.");
+  m.def("kernel_set", &kernel_set, "The kernel set the transforms use now.");
+  m.def(
+      "use_kernel_set",
+      [](const std::string& name) {
+        try {
+          use_kernel_set(name);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("name"), "Use this kernel set ('auto': the best one the CPU supports).");
   m.def("hardware_threads", [] { return std::thread::hardware_concurrency(); },
         "Hardware threads reported by the OS (0 if unknown).");
 }

@@ -13,6 +13,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace hailo_ort {
 
@@ -33,6 +35,12 @@ struct BlockTranspose {
   bool identity = false;  // in and out share one layout; K is then the feature period
   std::size_t elements() const { return B * R * S * K; }
 };
+
+// Kernel sets (instruction-set variants) usable on this CPU, best last; the active one; and a
+// way to pick one (name or "auto"; throws std::invalid_argument when unavailable).
+std::vector<std::string> kernel_sets();
+std::string kernel_set();
+void use_kernel_set(const std::string& name);
 
 // Number of threads a transform of `bytes` bytes split in `units` work units would use when
 // asked for `requested` threads (<= 0: as many as the hardware has). Small tensors use one.

@@ -1,0 +1,142 @@
+// Body of the kernels; included by kernels_<isa>.cpp after defining HAILO_KERNELS_FN (the
+// name of the accessor to define) and HAILO_KERNELS_NAME. Everything else has internal linkage.
+//
+// Quantize: round_half_even(clip(x, lo, hi) / scale + zp), saturated to [0, qmax], in float32
+// with the very operations of the numpy reference (a true division), NaN -> 0. Rounding uses the
+// exact 2^23 trick: for 0 <= v <= 65535, v + 2^23 is rounded to an integer, ties to even, in the
+// default rounding mode, and that integer is the low bits of the sum's representation; unlike
+// std::nearbyint this vectorises.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels.hpp"
+
+namespace hailo_ort {
+namespace {
+
+constexpr std::size_t kBlock = 256;
+
+inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
+
+inline std::uint32_t quantize_bits(float x, float scale, float zp, float lo, float hi,
+                                   float qmax) {
+  constexpr float kRound = 8388608.0f;  // 2^23
+  float v = x < lo ? lo : x;            // np.clip keeps NaN; so do these two selects
+  v = hi < v ? hi : v;
+  v = v / scale + zp;
+  v = v > 0.0f ? v : 0.0f;  // saturate below (and NaN -> 0)
+  v = v < qmax ? v : qmax;
+  std::uint32_t bits;
+  const float shifted = v + kRound;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  return bits;  // 0x4B000000 | round(v)
+}
+
+template <class T>
+constexpr float qmax_of() {
+  return sizeof(T) == 1 ? 255.0f : 65535.0f;
+}
+
+// The narrowing is a separate loop: fused with the selects above, GCC turns them into slow
+// mask arithmetic on narrow integers.
+template <class T>
+inline void narrow(const std::uint32_t* __restrict bits, T* __restrict out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(bits[i]);
+}
+
+template <class T>
+void quantize_run(const float* __restrict in, T* __restrict out, std::size_t n, float scale,
+                  float zp, float lo, float hi) {
+  alignas(64) std::uint32_t bits[kBlock];
+  for (std::size_t a = 0; a < n; a += kBlock) {
+    const std::size_t m = min_size(kBlock, n - a);
+    for (std::size_t i = 0; i < m; ++i) {
+      bits[i] = quantize_bits(in[a + i], scale, zp, lo, hi, qmax_of<T>());
+    }
+    narrow(bits, out + a, m);
+  }
+}
+
+template <class T>
+void quantize_run_pf(const float* __restrict in, T* __restrict out, std::size_t n,
+                     const float* __restrict scales, const float* __restrict zps, float lo,
+                     float hi) {
+  alignas(64) std::uint32_t bits[kBlock];
+  for (std::size_t a = 0; a < n; a += kBlock) {
+    const std::size_t m = min_size(kBlock, n - a);
+    for (std::size_t i = 0; i < m; ++i) {
+      bits[i] = quantize_bits(in[a + i], scales[a + i], zps[a + i], lo, hi, qmax_of<T>());
+    }
+    narrow(bits, out + a, m);
+  }
+}
+
+template <class T>
+void dequantize_run(const T* __restrict in, float* __restrict out, std::size_t n, float scale,
+                    float zp) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = (static_cast<float>(in[i]) - zp) * scale;
+}
+
+template <class T>
+void dequantize_run_pf(const T* __restrict in, float* __restrict out, std::size_t n,
+                       const float* __restrict scales, const float* __restrict zps) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = (static_cast<float>(in[i]) - zps[i]) * scales[i];
+}
+
+// Few rows (e.g. 3 channels) get fixed-count loops the compiler unrolls.
+template <std::size_t Rows, class T>
+void scatter_fixed(const T* __restrict tile, std::size_t run, T* __restrict dst,
+                   std::size_t dst_stride, std::size_t cols) {
+  for (std::size_t s = 0; s < cols; ++s) {
+    for (std::size_t i = 0; i < Rows; ++i) dst[s * dst_stride + i] = tile[i * run + s];
+  }
+}
+
+template <class T>
+void scatter(const T* __restrict tile, std::size_t run, std::size_t rows, T* __restrict dst,
+             std::size_t dst_stride, std::size_t cols) {
+  switch (rows) {
+    case 1: return scatter_fixed<1>(tile, run, dst, dst_stride, cols);
+    case 2: return scatter_fixed<2>(tile, run, dst, dst_stride, cols);
+    case 3: return scatter_fixed<3>(tile, run, dst, dst_stride, cols);
+    case 4: return scatter_fixed<4>(tile, run, dst, dst_stride, cols);
+    default: break;
+  }
+  for (std::size_t s = 0; s < cols; ++s) {
+    T* d = dst + s * dst_stride;
+    for (std::size_t i = 0; i < rows; ++i) d[i] = tile[i * run + s];
+  }
+}
+
+template <std::size_t Cols, class T>
+void gather_fixed(const T* __restrict src, std::size_t src_stride, std::size_t rows,
+                  T* __restrict tile, std::size_t run) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t i = 0; i < Cols; ++i) tile[i * run + r] = src[r * src_stride + i];
+  }
+}
+
+template <class T>
+void gather(const T* __restrict src, std::size_t src_stride, std::size_t rows,
+            T* __restrict tile, std::size_t run, std::size_t cols) {
+  if (cols == 16) return gather_fixed<16>(src, src_stride, rows, tile, run);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* s = src + r * src_stride;
+    for (std::size_t i = 0; i < cols; ++i) tile[i * run + r] = s[i];
+  }
+}
+
+template <class T>
+constexpr TypedKernels<T> typed() {
+  return TypedKernels<T>{&quantize_run<T>, &quantize_run_pf<T>, &dequantize_run<T>,
+                         &dequantize_run_pf<T>, &scatter<T>,        &gather<T>};
+}
+
+const Kernels kTable{HAILO_KERNELS_NAME, typed<std::uint8_t>(), typed<std::uint16_t>()};
+
+}  // namespace
+
+const Kernels* HAILO_KERNELS_FN() { return &kTable; }
+
+}  // namespace hailo_ort
