@@ -190,6 +190,7 @@ def test_dequantize_per_feature_values():
         ("NCHW", "NHWC", (2, 5, 301, 257)),
         ("NCHW", "NHCW", (1, 7, 203, 311)),
         ("NHWC", "NHWC", (1, 331, 401, 3)),
+        ("NCHW", "NHWC", (1, 80, 97, 83)),  # a detector head: 16x16 SIMD transposes + tails
     ],
 )
 def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, shape):
@@ -211,10 +212,11 @@ def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, s
         np.testing.assert_array_equal(
             to_device(x, q, "uint8", host, device, threads=threads), expected
         )
-    back_expected = from_device_reference(expected, q, host, device)
-    for threads in (1, 2):
-        back = from_device(expected, q, host, device, threads=threads)
-        np.testing.assert_array_equal(back.view(np.uint32), back_expected.view(np.uint32))
+    for dev in (expected, expected.astype(np.uint16) * 257):
+        back_expected = from_device_reference(dev, q, host, device)
+        for threads in (1, 2):
+            back = from_device(dev, q, host, device, threads=threads)
+            np.testing.assert_array_equal(back.view(np.uint32), back_expected.view(np.uint32))
 
 
 def test_kernel_sets():

@@ -12,6 +12,10 @@
 
 #include "kernels.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>  // intrinsics are always-inline: nothing of them is emitted as a symbol
+#endif
+
 namespace hailo_ort {
 namespace {
 
@@ -93,9 +97,28 @@ void scatter_fixed(const T* __restrict tile, std::size_t run, T* __restrict dst,
   }
 }
 
+// The tile holds every row of the destination (rows == dst_stride): one interleaved store the
+// compiler vectorises with shuffles.
+template <std::size_t Rows, class T>
+void scatter_dense(const T* __restrict tile, std::size_t run, T* __restrict dst,
+                   std::size_t cols) {
+  for (std::size_t s = 0; s < cols; ++s) {
+    for (std::size_t i = 0; i < Rows; ++i) dst[s * Rows + i] = tile[i * run + s];
+  }
+}
+
 template <class T>
 void scatter(const T* __restrict tile, std::size_t run, std::size_t rows, T* __restrict dst,
              std::size_t dst_stride, std::size_t cols) {
+  if (rows == dst_stride) {
+    switch (rows) {
+      case 1: return scatter_dense<1>(tile, run, dst, cols);
+      case 2: return scatter_dense<2>(tile, run, dst, cols);
+      case 3: return scatter_dense<3>(tile, run, dst, cols);
+      case 4: return scatter_dense<4>(tile, run, dst, cols);
+      default: break;
+    }
+  }
   switch (rows) {
     case 1: return scatter_fixed<1>(tile, run, dst, dst_stride, cols);
     case 2: return scatter_fixed<2>(tile, run, dst, dst_stride, cols);
@@ -117,10 +140,79 @@ void gather_fixed(const T* __restrict src, std::size_t src_stride, std::size_t r
   }
 }
 
+#if defined(__SSE2__)
+// In-register transposes by repeated perfect shuffles: interleaving row k with row k + N/2,
+// log2(N) times, transposes an N x N matrix.
+inline void transpose_16x16_u8(__m128i* v) {
+  for (int round = 0; round < 4; ++round) {
+    __m128i t[16];
+    for (int k = 0; k < 8; ++k) {
+      t[2 * k] = _mm_unpacklo_epi8(v[k], v[k + 8]);
+      t[2 * k + 1] = _mm_unpackhi_epi8(v[k], v[k + 8]);
+    }
+    for (int k = 0; k < 16; ++k) v[k] = t[k];
+  }
+}
+
+inline void transpose_8x8_u16(__m128i* v) {
+  for (int round = 0; round < 3; ++round) {
+    __m128i t[8];
+    for (int k = 0; k < 4; ++k) {
+      t[2 * k] = _mm_unpacklo_epi16(v[k], v[k + 4]);
+      t[2 * k + 1] = _mm_unpackhi_epi16(v[k], v[k + 4]);
+    }
+    for (int k = 0; k < 8; ++k) v[k] = t[k];
+  }
+}
+
+inline void gather16_simd(const std::uint8_t* __restrict src, std::size_t src_stride,
+                          std::size_t rows, std::uint8_t* __restrict tile, std::size_t run) {
+  std::size_t r = 0;
+  for (; r + 16 <= rows; r += 16) {
+    __m128i v[16];
+    for (int j = 0; j < 16; ++j) {
+      v[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + (r + j) * src_stride));
+    }
+    transpose_16x16_u8(v);
+    for (int i = 0; i < 16; ++i) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(tile + i * run + r), v[i]);
+    }
+  }
+  for (; r < rows; ++r) {
+    for (std::size_t i = 0; i < 16; ++i) tile[i * run + r] = src[r * src_stride + i];
+  }
+}
+
+inline void gather16_simd(const std::uint16_t* __restrict src, std::size_t src_stride,
+                          std::size_t rows, std::uint16_t* __restrict tile, std::size_t run) {
+  std::size_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    for (std::size_t half = 0; half < 16; half += 8) {
+      __m128i v[8];
+      for (int j = 0; j < 8; ++j) {
+        v[j] = _mm_loadu_si128(
+            reinterpret_cast<const __m128i*>(src + (r + j) * src_stride + half));
+      }
+      transpose_8x8_u16(v);
+      for (int i = 0; i < 8; ++i) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(tile + (half + i) * run + r), v[i]);
+      }
+    }
+  }
+  for (; r < rows; ++r) {
+    for (std::size_t i = 0; i < 16; ++i) tile[i * run + r] = src[r * src_stride + i];
+  }
+}
+#endif
+
 template <class T>
 void gather(const T* __restrict src, std::size_t src_stride, std::size_t rows,
             T* __restrict tile, std::size_t run, std::size_t cols) {
+#if defined(__SSE2__)
+  if (cols == 16) return gather16_simd(src, src_stride, rows, tile, run);
+#else
   if (cols == 16) return gather_fixed<16>(src, src_stride, rows, tile, run);
+#endif
   for (std::size_t r = 0; r < rows; ++r) {
     const T* s = src + r * src_stride;
     for (std::size_t i = 0; i < cols; ++i) tile[i * run + r] = s[i];
