@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 
@@ -377,3 +378,39 @@ class TestNativeBoundChecks:
         q = QuantInfo()
         assert to_device(x, q).shape == (0, 4, 5, 3)
         assert from_device(out, q).shape == (0, 3, 4, 5)
+
+
+def test_gil_is_released_during_the_kernel():
+    """While a thread runs native transforms, another Python thread keeps running.
+
+    The worker reads the main thread's counter just before and just after each call: a call
+    that held the GIL would see it unchanged (deterministically, while the calls take less than
+    the 50 ms switch interval).
+    """
+    x = np.random.default_rng(0).normal(size=(1, 3, 1280, 1280)).astype(np.float32)
+    out = np.empty((1, 1280, 1280, 3), np.uint8)
+    q = QuantInfo(zp=128.0, scale=0.02, limvals_min=-2.56, limvals_max=2.54)
+    params = transforms._native_params(q)
+    assert params is not None
+    state = {"counter": 0, "progress": None, "done": False}
+
+    def work() -> None:
+        progress = 0
+        for _ in range(5):
+            before = state["counter"]
+            _native.to_device(x, out, "NCHW", "NHWC", *params, 1)
+            progress += state["counter"] - before  # main ran *during* the call
+        state["progress"] = progress
+        state["done"] = True
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.05)
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        while not state["done"]:
+            state["counter"] += 1
+        worker.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert state["progress"] > 0
