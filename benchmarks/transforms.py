@@ -62,7 +62,9 @@ CASES = [
         per_feature=True,
     ),
     Case("yolov8 cls 1x80x80x80 u16", "from_device", (1, 80, 80, 80), "NCHW", "NHWC", "uint16"),
-    Case("yolov8 cls 1x80x80x80 from NHCW", "from_device", (1, 80, 80, 80), "NCHW", "NHCW"),
+    Case("yolov8 cls 1x80x80x80 NHCW -> NCHW", "from_device", (1, 80, 80, 80), "NCHW", "NHCW"),
+    Case("yolov8 cls 1x80x80x80 NHCW -> NHWC", "from_device", (1, 80, 80, 80), "NHWC", "NHCW"),
+    Case("input 1x640x640x3 -> NHCW", "to_device", (1, 640, 640, 3), "NHWC", "NHCW"),
     Case("classifier 1x1000", "from_device", (1, 1000), "NC", "NC"),
 ]
 

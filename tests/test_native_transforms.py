@@ -192,6 +192,8 @@ def test_dequantize_per_feature_values():
         ("NCHW", "NHCW", (1, 7, 203, 311)),
         ("NHWC", "NHWC", (1, 331, 401, 3)),
         ("NCHW", "NHWC", (1, 80, 97, 83)),  # a detector head: 16x16 SIMD transposes + tails
+        ("NHWC", "NHCW", (1, 211, 337, 3)),  # few channels: whole-tile blocks, de-interleaving
+        ("NCHW", "NHWC", (1, 3, 331, 301)),
     ],
 )
 def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, shape):

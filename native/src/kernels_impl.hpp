@@ -107,9 +107,27 @@ void scatter_dense(const T* __restrict tile, std::size_t run, T* __restrict dst,
   }
 }
 
+// A dense tile (run == Cols) of few columns: de-interleave it into Cols destination rows.
+template <std::size_t Cols, class T>
+void scatter_deinterleave(const T* __restrict tile, std::size_t rows, T* __restrict dst,
+                          std::size_t dst_stride) {
+  for (std::size_t i = 0; i < rows; ++i) {
+    for (std::size_t s = 0; s < Cols; ++s) dst[s * dst_stride + i] = tile[i * Cols + s];
+  }
+}
+
 template <class T>
 void scatter(const T* __restrict tile, std::size_t run, std::size_t rows, T* __restrict dst,
              std::size_t dst_stride, std::size_t cols) {
+  if (run == cols && !(rows == dst_stride && rows <= 4)) {
+    switch (cols) {
+      case 1: return scatter_deinterleave<1>(tile, rows, dst, dst_stride);
+      case 2: return scatter_deinterleave<2>(tile, rows, dst, dst_stride);
+      case 3: return scatter_deinterleave<3>(tile, rows, dst, dst_stride);
+      case 4: return scatter_deinterleave<4>(tile, rows, dst, dst_stride);
+      default: break;
+    }
+  }
   if (rows == dst_stride) {
     switch (rows) {
       case 1: return scatter_dense<1>(tile, run, dst, cols);
@@ -205,9 +223,27 @@ inline void gather16_simd(const std::uint16_t* __restrict src, std::size_t src_s
 }
 #endif
 
+// Rows of few columns packed densely in the source (src_stride == Cols): de-interleave them.
+template <std::size_t Cols, class T>
+void gather_deinterleave(const T* __restrict src, std::size_t rows, T* __restrict tile,
+                         std::size_t run) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t i = 0; i < Cols; ++i) tile[i * run + r] = src[r * Cols + i];
+  }
+}
+
 template <class T>
 void gather(const T* __restrict src, std::size_t src_stride, std::size_t rows,
             T* __restrict tile, std::size_t run, std::size_t cols) {
+  if (src_stride == cols) {
+    switch (cols) {
+      case 1: return gather_deinterleave<1>(src, rows, tile, run);
+      case 2: return gather_deinterleave<2>(src, rows, tile, run);
+      case 3: return gather_deinterleave<3>(src, rows, tile, run);
+      case 4: return gather_deinterleave<4>(src, rows, tile, run);
+      default: break;
+    }
+  }
 #if defined(__SSE2__)
   if (cols == 16) return gather16_simd(src, src_stride, rows, tile, run);
 #else

@@ -10,6 +10,7 @@
 #include "kernels.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <cstdint>
 #include <stdexcept>
@@ -242,10 +243,24 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
     return;
   }
 
-  // Tiled: quantize kTileRows input runs of up to kTileRun elements into a tile, then scatter.
-  const std::size_t TS = std::max<std::size_t>(1, kTileRun / K), TR = kTileRows;
+  // Tiled: quantize input runs of up to kTileRun elements into a tile, then scatter. When the
+  // runs are short (few s), the tile takes more rows so it stays ~kTileRows * kTileRun.
+  const std::size_t TS = std::max<std::size_t>(1, kTileRun / K);
+  const std::size_t ts = std::min(S, TS);
+  const std::size_t TR = std::max(kTileRows, kTileRows * kTileRun / (ts * K));
   const std::size_t nR = ceil_div(R, TR), nS = ceil_div(S, TS);
   const std::size_t units = B * nR * nS;
+  // A tile spanning every s reads one contiguous block: quantize it in one call (features on s
+  // repeat with period S, so they are laid out for a whole tile).
+  std::vector<float> block_scales, block_zps;
+  if (nS == 1 && feature == FeatureAxis::kS) {
+    block_scales.resize(TR * S);
+    block_zps.resize(TR * S);
+    for (std::size_t i = 0; i < TR * S; ++i) {
+      block_scales[i] = p.scales[i % S];
+      block_zps[i] = p.zps[i % S];
+    }
+  }
   parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
     T tile[kTileRows * kTileRun];
     for (std::size_t u = u0; u < u1; ++u) {
@@ -253,15 +268,25 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
       const std::size_t r0 = rt * TR, r1 = std::min(R, r0 + TR);
       const std::size_t s0 = st * TS, s1 = std::min(S, s0 + TS);
       const std::size_t run = (s1 - s0) * K;
-      for (std::size_t r = r0; r < r1; ++r) {
-        const float* src = in + ((b * R + r) * S + s0) * K;
-        T* dst = tile + (r - r0) * run;
+      if (nS == 1 && feature != FeatureAxis::kR) {
+        const float* src = in + (b * R + r0) * S * K;
+        const std::size_t n = (r1 - r0) * run;
         if (feature == FeatureAxis::kS) {  // K == 1 (checked)
-          k.quantize_pf(src, dst, run, p.scales + s0, p.zps + s0, lo, hi);
+          k.quantize_pf(src, tile, n, block_scales.data(), block_zps.data(), lo, hi);
         } else {
-          float scale, zp;
-          scale_zp(r, 0, scale, zp);
-          k.quantize(src, dst, run, scale, zp, lo, hi);
+          k.quantize(src, tile, n, p.scales[0], p.zps[0], lo, hi);
+        }
+      } else {
+        for (std::size_t r = r0; r < r1; ++r) {
+          const float* src = in + ((b * R + r) * S + s0) * K;
+          T* dst = tile + (r - r0) * run;
+          if (feature == FeatureAxis::kS) {  // K == 1 (checked)
+            k.quantize_pf(src, dst, run, p.scales + s0, p.zps + s0, lo, hi);
+          } else {
+            float scale, zp;
+            scale_zp(r, 0, scale, zp);
+            k.quantize(src, dst, run, scale, zp, lo, hi);
+          }
         }
       }
       const std::size_t nr = r1 - r0;
@@ -321,9 +346,26 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
 
   if (K >= kRowModeMinK) {
     const std::size_t units = B * S;
+    const bool same_scale = feature == FeatureAxis::kS || feature == FeatureAxis::kNone;
     parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      T tile[kTileRows * kTileRun];
+      const std::size_t rows_per_tile = kTileRows * kTileRun / K;
       for (std::size_t u = u0; u < u1; ++u) {
         const std::size_t b = u / S, s = u % S;
+        if (same_scale && rows_per_tile >= 2) {
+          // Short runs with one scale: collect them (their output is contiguous), then
+          // dequantize the lot in one call.
+          const float scale = p.scales[feature == FeatureAxis::kS ? s : 0];
+          const float zp = p.zps[feature == FeatureAxis::kS ? s : 0];
+          for (std::size_t r0 = 0; r0 < R; r0 += rows_per_tile) {
+            const std::size_t r1 = std::min(R, r0 + rows_per_tile);
+            for (std::size_t r = r0; r < r1; ++r) {
+              std::memcpy(tile + (r - r0) * K, in + ((b * R + r) * S + s) * K, K * sizeof(T));
+            }
+            k.dequantize(tile, out + ((b * S + s) * R + r0) * K, (r1 - r0) * K, scale, zp);
+          }
+          continue;
+        }
         for (std::size_t r = 0; r < R; ++r) {
           const T* src = in + ((b * R + r) * S + s) * K;
           float* dst = out + ((b * S + s) * R + r) * K;
@@ -341,9 +383,22 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
   }
 
   // Tiled: gather a tile of integers in output order, then dequantize whole output runs.
-  const std::size_t TR = std::max<std::size_t>(1, kTileRun / K), TS = kTileRows;
+  const std::size_t TS = kTileRows, ts = std::min(S, TS);
+  const std::size_t TR = std::max(std::max<std::size_t>(1, kTileRun / K),
+                                  kTileRows * kTileRun / (ts * K));
   const std::size_t nR = ceil_div(R, TR), nS = ceil_div(S, TS);
   const std::size_t units = B * nR * nS;
+  // A tile spanning every r writes one contiguous block: dequantize it in one call (features
+  // on r repeat with period R, so they are laid out for a whole tile).
+  std::vector<float> block_scales, block_zps;
+  if (nR == 1 && feature == FeatureAxis::kR) {
+    block_scales.resize(TS * R);
+    block_zps.resize(TS * R);
+    for (std::size_t i = 0; i < TS * R; ++i) {
+      block_scales[i] = p.scales[i % R];
+      block_zps[i] = p.zps[i % R];
+    }
+  }
   parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
     T tile[kTileRows * kTileRun];
     for (std::size_t u = u0; u < u1; ++u) {
@@ -361,6 +416,15 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
             for (std::size_t j = 0; j < K; ++j) col[i * run + j] = src[i * K + j];
           }
         }
+      }
+      if (nR == 1 && feature != FeatureAxis::kS) {
+        float* dst = out + (b * S + s0) * R * K;
+        if (feature == FeatureAxis::kR) {  // K == 1 (checked)
+          k.dequantize_pf(tile, dst, ns * run, block_scales.data(), block_zps.data());
+        } else {
+          k.dequantize(tile, dst, ns * run, p.scales[0], p.zps[0]);
+        }
+        continue;
       }
       for (std::size_t s = s0; s < s1; ++s) {
         const T* src = tile + (s - s0) * run;
