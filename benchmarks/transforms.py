@@ -183,7 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per sample")
     parser.add_argument("--repeat", type=int, default=5, help="samples per measurement (best)")
     parser.add_argument("--filter", default="", help="only cases whose name contains this")
+    parser.add_argument(
+        "--kernels",
+        default="auto",
+        help=f"kernel set to use: auto or one of {', '.join(_native.kernel_sets())}",
+    )
     args = parser.parse_args(argv)
+    _native.use_kernel_set(args.kernels)
 
     threads = args.threads or max(1, _native.hardware_threads())
     rows = [
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"hailo-ort transforms benchmark: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"numpy {np.__version__}, python {platform.python_version()}, "
-        f"page size {_native.page_size()}"
+        f"page size {_native.page_size()}, kernels {_native.kernel_set()}"
     )
     print_table(rows, threads)
     if args.json_out:
@@ -205,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             "numpy": np.__version__,
             "python": sys.version.split()[0],
             "threads": threads,
+            "kernels": _native.kernel_set(),
             "min_time": args.min_time,
             "repeat": args.repeat,
             "results": rows,

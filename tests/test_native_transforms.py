@@ -166,15 +166,29 @@ def test_clip_happens_before_division_and_saturates():
 def test_nan_and_inf(kernel_set):
     """inf is clipped to the limvals; NaN quantizes to 0, as numpy's cast does on this host."""
     q = QuantInfo(zp=100.0, scale=0.01, limvals_min=-1.0, limvals_max=2.0)
-    x = np.array([[np.nan, np.inf, -np.inf, -np.nan]], np.float32)
-    x = np.concatenate([x, np.frombuffer(np.uint32(0x7FC01234).tobytes(), np.float32)[None]], 1)
+    payload_nan = np.frombuffer(np.uint32(0x7FC01234).tobytes(), np.float32)[0]
+    specials = np.array([np.nan, np.inf, -np.inf, -np.nan, payload_nan, 1.0], np.float32)
+    # long enough for the vector loops, with a scalar tail
+    x = np.tile(specials, 13)[None, :]
     for dtype, top in (("uint8", 255), ("uint16", 300)):
         got = to_device(x, q, dtype, "NC", "NC")
-        np.testing.assert_array_equal(got, [[0, top, 0, 0, 0]])
+        np.testing.assert_array_equal(got, np.tile([0, top, 0, 0, 0, 200], 13)[None, :])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             ref = to_device_reference(x, q, dtype, "NC", "NC")
         np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_every_integer_value_round_trips(kernel_set, dtype):
+    """x = k with scale 1 and zp 0 quantizes to k for every representable k (vector packing)."""
+    top = np.iinfo(np.dtype(dtype)).max
+    q = QuantInfo(zp=0.0, scale=1.0, limvals_min=0.0, limvals_max=float(top))
+    k = np.arange(top + 1, dtype=np.int64)
+    got = to_device(k.astype(np.float32)[None, :], q, dtype, "NC", "NC")
+    np.testing.assert_array_equal(got[0], k)
+    back = from_device(got, q, "NC", "NC")
+    np.testing.assert_array_equal(back[0], k.astype(np.float32))
 
 
 def test_dequantize_per_feature_values():

@@ -12,8 +12,10 @@
 
 #include "kernels.hpp"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>  // intrinsics are always-inline: nothing of them is emitted as a symbol
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>  // intrinsics are always-inline: nothing of them is emitted as a symbol
+#elif defined(__SSE2__)
+#include <emmintrin.h>
 #endif
 
 namespace hailo_ort {
@@ -49,6 +51,183 @@ inline void narrow(const std::uint32_t* __restrict bits, T* __restrict out, std:
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(bits[i]);
 }
 
+#if defined(__SSE2__)
+// x86: GCC's auto-vectorised selects are poor here, so the loops are spelled out with
+// intrinsics. Each min/max has exactly the semantics of the scalar select in quantize_bits
+// (max(a, b) is a > b ? a : b, min(a, b) is a < b ? a : b, NaN included), so every variant
+// computes the same bits as the scalar code.
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+using VecF = __m512;
+using VecI = __m512i;
+inline VecF vload(const float* p) { return _mm512_loadu_ps(p); }
+inline VecF vset(float v) { return _mm512_set1_ps(v); }
+inline VecF vmax(VecF a, VecF b) { return _mm512_max_ps(a, b); }
+inline VecF vmin(VecF a, VecF b) { return _mm512_min_ps(a, b); }
+inline VecF vdiv(VecF a, VecF b) { return _mm512_div_ps(a, b); }
+inline VecF vadd(VecF a, VecF b) { return _mm512_add_ps(a, b); }
+inline VecI vbits(VecF a) { return _mm512_castps_si512(a); }
+#elif defined(__AVX2__)
+using VecF = __m256;
+using VecI = __m256i;
+inline VecF vload(const float* p) { return _mm256_loadu_ps(p); }
+inline VecF vset(float v) { return _mm256_set1_ps(v); }
+inline VecF vmax(VecF a, VecF b) { return _mm256_max_ps(a, b); }
+inline VecF vmin(VecF a, VecF b) { return _mm256_min_ps(a, b); }
+inline VecF vdiv(VecF a, VecF b) { return _mm256_div_ps(a, b); }
+inline VecF vadd(VecF a, VecF b) { return _mm256_add_ps(a, b); }
+inline VecI vbits(VecF a) { return _mm256_castps_si256(a); }
+#else
+using VecF = __m128;
+using VecI = __m128i;
+inline VecF vload(const float* p) { return _mm_loadu_ps(p); }
+inline VecF vset(float v) { return _mm_set1_ps(v); }
+inline VecF vmax(VecF a, VecF b) { return _mm_max_ps(a, b); }
+inline VecF vmin(VecF a, VecF b) { return _mm_min_ps(a, b); }
+inline VecF vdiv(VecF a, VecF b) { return _mm_div_ps(a, b); }
+inline VecF vadd(VecF a, VecF b) { return _mm_add_ps(a, b); }
+inline VecI vbits(VecF a) { return _mm_castps_si128(a); }
+#endif
+
+struct ConstScale {
+  VecF s, z;
+  VecF scale(std::size_t) const { return s; }
+  VecF zp(std::size_t) const { return z; }
+};
+
+struct ArrayScale {
+  const float* s;
+  const float* z;
+  VecF scale(std::size_t i) const { return vload(s + i); }
+  VecF zp(std::size_t i) const { return vload(z + i); }
+};
+
+// One vector of results as 32-bit lanes whose low 16 bits are the quantized values.
+template <class Scale>
+inline VecI quantize_lanes(const float* in, std::size_t i, const Scale& sz, VecF lo, VecF hi,
+                           VecF qmax) {
+  VecF v = vload(in + i);
+  v = vmax(lo, v);  // x < lo ? lo : x
+  v = vmin(hi, v);  // hi < v ? hi : v
+  v = vadd(vdiv(v, sz.scale(i)), sz.zp(i));
+  v = vmax(v, vset(0.0f));  // v > 0 ? v : 0
+  v = vmin(v, qmax);        // v < qmax ? v : qmax
+  return vbits(vadd(v, vset(8388608.0f)));
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+template <class Scale>
+inline std::size_t quantize_simd(const float* __restrict in, std::uint8_t* __restrict out,
+                                 std::size_t n, const Scale& sz, float lo, float hi) {
+  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(255.0f);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // vpmovdb keeps the low byte of each lane
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm512_cvtepi32_epi8(quantize_lanes(in, i, sz, vlo, vhi, qmax)));
+  }
+  return i;
+}
+
+template <class Scale>
+inline std::size_t quantize_simd(const float* __restrict in, std::uint16_t* __restrict out,
+                                 std::size_t n, const Scale& sz, float lo, float hi) {
+  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(65535.0f);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // vpmovdw keeps the low 16 bits of each lane
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm512_cvtepi32_epi16(quantize_lanes(in, i, sz, vlo, vhi, qmax)));
+  }
+  return i;
+}
+#elif defined(__AVX2__)
+template <class Scale>
+inline std::size_t quantize_simd(const float* __restrict in, std::uint8_t* __restrict out,
+                                 std::size_t n, const Scale& sz, float lo, float hi) {
+  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(255.0f);
+  const __m256i mask = _mm256_set1_epi32(0xFF);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i a = _mm256_and_si256(quantize_lanes(in, i, sz, vlo, vhi, qmax), mask);
+    const __m256i b = _mm256_and_si256(quantize_lanes(in, i + 8, sz, vlo, vhi, qmax), mask);
+    const __m256i c = _mm256_and_si256(quantize_lanes(in, i + 16, sz, vlo, vhi, qmax), mask);
+    const __m256i d = _mm256_and_si256(quantize_lanes(in, i + 24, sz, vlo, vhi, qmax), mask);
+    // the packs work per 128-bit half: the permutation puts the 4-byte groups back in order
+    const __m256i packed =
+        _mm256_packus_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm256_permutevar8x32_epi32(packed, order));
+  }
+  return i;
+}
+
+template <class Scale>
+inline std::size_t quantize_simd(const float* __restrict in, std::uint16_t* __restrict out,
+                                 std::size_t n, const Scale& sz, float lo, float hi) {
+  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(65535.0f);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // sign-extend the low 16 bits so the signed pack keeps them (v - 65536 when v >= 32768)
+    const __m256i a = _mm256_srai_epi32(
+        _mm256_slli_epi32(quantize_lanes(in, i, sz, vlo, vhi, qmax), 16), 16);
+    const __m256i b = _mm256_srai_epi32(
+        _mm256_slli_epi32(quantize_lanes(in, i + 8, sz, vlo, vhi, qmax), 16), 16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8));
+  }
+  return i;
+}
+#else
+template <class Scale>
+inline std::size_t quantize_simd(const float* __restrict in, std::uint8_t* __restrict out,
+                                 std::size_t n, const Scale& sz, float lo, float hi) {
+  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(255.0f);
+  const __m128i mask = _mm_set1_epi32(0xFF);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i a = _mm_and_si128(quantize_lanes(in, i, sz, vlo, vhi, qmax), mask);
+    const __m128i b = _mm_and_si128(quantize_lanes(in, i + 4, sz, vlo, vhi, qmax), mask);
+    const __m128i c = _mm_and_si128(quantize_lanes(in, i + 8, sz, vlo, vhi, qmax), mask);
+    const __m128i d = _mm_and_si128(quantize_lanes(in, i + 12, sz, vlo, vhi, qmax), mask);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d)));
+  }
+  return i;
+}
+
+template <class Scale>
+inline std::size_t quantize_simd(const float* __restrict in, std::uint16_t* __restrict out,
+                                 std::size_t n, const Scale& sz, float lo, float hi) {
+  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(65535.0f);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    // sign-extend the low 16 bits so the signed pack keeps them (v - 65536 when v >= 32768)
+    const __m128i a =
+        _mm_srai_epi32(_mm_slli_epi32(quantize_lanes(in, i, sz, vlo, vhi, qmax), 16), 16);
+    const __m128i b =
+        _mm_srai_epi32(_mm_slli_epi32(quantize_lanes(in, i + 4, sz, vlo, vhi, qmax), 16), 16);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm_packs_epi32(a, b));
+  }
+  return i;
+}
+#endif
+
+template <class T>
+void quantize_run(const float* __restrict in, T* __restrict out, std::size_t n, float scale,
+                  float zp, float lo, float hi) {
+  std::size_t i = quantize_simd(in, out, n, ConstScale{vset(scale), vset(zp)}, lo, hi);
+  for (; i < n; ++i) out[i] = static_cast<T>(quantize_bits(in[i], scale, zp, lo, hi, qmax_of<T>()));
+}
+
+template <class T>
+void quantize_run_pf(const float* __restrict in, T* __restrict out, std::size_t n,
+                     const float* __restrict scales, const float* __restrict zps, float lo,
+                     float hi) {
+  std::size_t i = quantize_simd(in, out, n, ArrayScale{scales, zps}, lo, hi);
+  for (; i < n; ++i) {
+    out[i] = static_cast<T>(quantize_bits(in[i], scales[i], zps[i], lo, hi, qmax_of<T>()));
+  }
+}
+#else
 template <class T>
 void quantize_run(const float* __restrict in, T* __restrict out, std::size_t n, float scale,
                   float zp, float lo, float hi) {
@@ -75,6 +254,8 @@ void quantize_run_pf(const float* __restrict in, T* __restrict out, std::size_t 
     narrow(bits, out + a, m);
   }
 }
+
+#endif
 
 template <class T>
 void dequantize_run(const T* __restrict in, float* __restrict out, std::size_t n, float scale,
