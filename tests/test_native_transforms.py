@@ -238,7 +238,7 @@ def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, s
 
 def test_kernel_sets():
     sets = _native.kernel_sets()
-    assert sets[0] == "baseline" and _native.kernel_set() == sets[-1]
+    assert "baseline" in sets and _native.kernel_set() == sets[-1]
     with pytest.raises(ValueError, match="not available"):
         _native.use_kernel_set("no-such-isa")
 

@@ -35,6 +35,7 @@ struct Kernels {
 };
 
 // Each returns nullptr when that variant was not compiled in (e.g. AVX on arm64).
+const Kernels* kernels_portable();  // x86 only: no intrinsics (what other CPUs run)
 const Kernels* kernels_baseline();
 const Kernels* kernels_avx2();
 const Kernels* kernels_avx512();

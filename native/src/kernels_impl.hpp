@@ -5,25 +5,30 @@
 // with the very operations of the numpy reference (a true division), NaN -> 0. Rounding uses the
 // exact 2^23 trick: for 0 <= v <= 65535, v + 2^23 is rounded to an integer, ties to even, in the
 // default rounding mode, and that integer is the low bits of the sum's representation; unlike
-// std::nearbyint this vectorises.
+// std::nearbyint this vectorises. On x86 the quantize loop is written with SSE2/AVX2/AVX-512
+// intrinsics (per the flags of the including file); the rest is left to the auto-vectoriser.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
 #include "kernels.hpp"
 
-#if defined(__AVX2__) || defined(__AVX512F__)
-#include <immintrin.h>  // intrinsics are always-inline: nothing of them is emitted as a symbol
+#if defined(HAILO_KERNELS_NO_INTRINSICS)
+#define HAILO_KERNELS_X86 0
 #elif defined(__SSE2__)
+#define HAILO_KERNELS_X86 1
+#else
+#define HAILO_KERNELS_X86 0
+#endif
+
+#if HAILO_KERNELS_X86 && (defined(__AVX2__) || defined(__AVX512F__))
+#include <immintrin.h>  // intrinsics are always-inline: nothing of them is emitted as a symbol
+#elif HAILO_KERNELS_X86
 #include <emmintrin.h>
 #endif
 
 namespace hailo_ort {
 namespace {
-
-constexpr std::size_t kBlock = 256;
-
-inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
 inline std::uint32_t quantize_bits(float x, float scale, float zp, float lo, float hi,
                                    float qmax) {
@@ -44,14 +49,7 @@ constexpr float qmax_of() {
   return sizeof(T) == 1 ? 255.0f : 65535.0f;
 }
 
-// The narrowing is a separate loop: fused with the selects above, GCC turns them into slow
-// mask arithmetic on narrow integers.
-template <class T>
-inline void narrow(const std::uint32_t* __restrict bits, T* __restrict out, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(bits[i]);
-}
-
-#if defined(__SSE2__)
+#if HAILO_KERNELS_X86
 // x86: GCC's auto-vectorised selects are poor here, so the loops are spelled out with
 // intrinsics. Each min/max has exactly the semantics of the scalar select in quantize_bits
 // (max(a, b) is a > b ? a : b, min(a, b) is a < b ? a : b, NaN included), so every variant
@@ -215,7 +213,9 @@ template <class T>
 void quantize_run(const float* __restrict in, T* __restrict out, std::size_t n, float scale,
                   float zp, float lo, float hi) {
   std::size_t i = quantize_simd(in, out, n, ConstScale{vset(scale), vset(zp)}, lo, hi);
-  for (; i < n; ++i) out[i] = static_cast<T>(quantize_bits(in[i], scale, zp, lo, hi, qmax_of<T>()));
+  for (; i < n; ++i) {
+    out[i] = static_cast<T>(quantize_bits(in[i], scale, zp, lo, hi, qmax_of<T>()));
+  }
 }
 
 template <class T>
@@ -228,6 +228,17 @@ void quantize_run_pf(const float* __restrict in, T* __restrict out, std::size_t 
   }
 }
 #else
+// Other CPUs (e.g. arm64 NEON): auto-vectorised. The narrowing is a separate loop: fused with
+// the selects, GCC turns them into slow mask arithmetic on narrow integers.
+constexpr std::size_t kBlock = 256;
+
+inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
+
+template <class T>
+inline void narrow(const std::uint32_t* __restrict bits, T* __restrict out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(bits[i]);
+}
+
 template <class T>
 void quantize_run(const float* __restrict in, T* __restrict out, std::size_t n, float scale,
                   float zp, float lo, float hi) {
@@ -339,7 +350,7 @@ void gather_fixed(const T* __restrict src, std::size_t src_stride, std::size_t r
   }
 }
 
-#if defined(__SSE2__)
+#if HAILO_KERNELS_X86
 // In-register transposes by repeated perfect shuffles: interleaving row k with row k + N/2,
 // log2(N) times, transposes an N x N matrix.
 inline void transpose_16x16_u8(__m128i* v) {
@@ -425,7 +436,7 @@ void gather(const T* __restrict src, std::size_t src_stride, std::size_t rows,
       default: break;
     }
   }
-#if defined(__SSE2__)
+#if HAILO_KERNELS_X86
   if (cols == 16) return gather16_simd(src, src_stride, rows, tile, run);
 #else
   if (cols == 16) return gather_fixed<16>(src, src_stride, rows, tile, run);

@@ -148,7 +148,7 @@ void check(const BlockTranspose& g, FeatureAxis feature, const QuantParams& p, b
 std::vector<std::string> kernel_sets() {
   std::vector<std::string> names;
   const Kernels* best = detect_kernels();
-  for (const Kernels* k : {kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
+  for (const Kernels* k : {kernels_portable(), kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
     if (k != nullptr) names.emplace_back(k->name);
     if (k == best) break;  // later ones are not supported by this CPU
   }
@@ -163,7 +163,7 @@ void use_kernel_set(const std::string& name) {
     chosen = detect_kernels();
   } else {
     const Kernels* best = detect_kernels();
-    for (const Kernels* k : {kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
+    for (const Kernels* k : {kernels_portable(), kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
       if (k != nullptr && name == k->name) chosen = k;
       if (k == best) break;
     }

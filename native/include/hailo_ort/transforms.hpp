@@ -36,7 +36,8 @@ struct BlockTranspose {
   std::size_t elements() const { return B * R * S * K; }
 };
 
-// Kernel sets (instruction-set variants) usable on this CPU, best last; the active one; and a
+// Kernel sets (instruction-set variants) usable on this CPU, best last (on x86 the first,
+// "portable", is the intrinsic-free code other CPUs run); the active one; and a
 // way to pick one (name or "auto"; throws std::invalid_argument when unavailable).
 std::vector<std::string> kernel_sets();
 std::string kernel_set();
