@@ -22,7 +22,7 @@
 namespace hailo_ort {
 namespace {
 
-constexpr std::size_t kMinBytesPerThread = 512 * 1024;
+constexpr std::size_t kMinBytesPerThread = 1024 * 1024;  // below, a thread start costs too much
 constexpr int kMaxThreads = 64;
 constexpr std::size_t kRowModeMinK = 16;  // inner runs at least this long need no tile buffer
 constexpr std::size_t kTileRun = 256;     // elements per contiguous run inside a tile
