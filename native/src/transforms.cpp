@@ -10,9 +10,9 @@
 #include "kernels.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <system_error>
