@@ -3,14 +3,32 @@
 Model side: float32 in the host layout (``NCHW`` for 4-D, ``NC`` for 2-D). Device side:
 uint8 / uint16 in the device layout (``NHWC``, ``NHCW`` or ``NC``), quantized by Hailo's rule
 (:mod:`hailo_ort.quant`). This module is the one entry point the runtime uses; the native core
-provides the fast fused path, the numpy code here is the reference it must match.
+(``hailo_ort._native``) provides the fast fused path (one pass over memory, GIL released, big
+tensors split across threads), the numpy code here is the reference it must match bit for bit.
+The fast path is taken whenever the native module is built and the arguments fit (uint8/uint16
+device side, a supported layout pair, no NaN in the quantization parameters); otherwise the
+reference runs. NaN inputs quantize to 0 on both paths (numpy's float->int cast gives 0 on
+x86-64 and arm64; the native kernel defines it); +-inf are clipped to the limvals like any value.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from .quant import QuantInfo, dequantize, quantize
+
+try:
+    from . import _native
+except ImportError:  # pragma: no cover - a source tree without the built extension
+    _native = None
+
+#: True when the native fused transforms are available.
+HAS_NATIVE_TRANSFORMS: bool = _native is not None and hasattr(_native, "to_device")
+
+_U8, _U16, _F32 = np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)
 
 #: Permutation from a 4-D host layout to a 4-D device layout.
 _PERMS: dict[tuple[str, str], tuple[int, ...]] = {
@@ -22,6 +40,7 @@ _PERMS: dict[tuple[str, str], tuple[int, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def _perm(host_order: str, device_order: str, ndim: int) -> tuple[int, ...]:
     if ndim != 4 or device_order in ("NC", "NHW", "AUTO") or host_order == device_order:
         return tuple(range(ndim))
@@ -31,6 +50,7 @@ def _perm(host_order: str, device_order: str, ndim: int) -> tuple[int, ...]:
         raise ValueError(f"no transform from host {host_order} to device {device_order}") from None
 
 
+@functools.lru_cache(maxsize=256)
 def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(perm))
 
@@ -42,7 +62,159 @@ def _feature_axis(device_order: str, ndim: int) -> int:
     return ndim - 1
 
 
+def _native_params(quant: QuantInfo) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """Scales, zero points and float32 limvals as the native kernel takes them, or None to use
+    the reference (NaN parameters, mismatched per-feature lists)."""
+    if quant.per_feature:
+        zps = quant.zps or [quant.zp] * len(quant.scales)
+        return _params(tuple(quant.scales), tuple(zps), quant.limvals_min, quant.limvals_max)
+    return _params((quant.scale,), (quant.zp,), quant.limvals_min, quant.limvals_max)
+
+
+@functools.lru_cache(maxsize=512)
+def _params(
+    scales: tuple[float, ...], zps: tuple[float, ...], lo: float, hi: float
+) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    s = np.asarray(scales, dtype=np.float32)
+    z = np.asarray(zps, dtype=np.float32)
+    if s.ndim != 1 or s.shape != z.shape or s.size == 0:
+        return None  # the reference reports the mismatch
+    if np.isnan(s).any() or np.isnan(z).any() or math.isnan(lo) or math.isnan(hi):
+        return None
+    s.flags.writeable = False
+    z.flags.writeable = False
+    return s, z, float(np.float32(lo)), float(np.float32(hi))
+
+
+def _plain(a: object, dtype: np.dtype) -> bool:
+    """``a`` is a C-contiguous aligned ndarray of ``dtype`` the kernel can read directly."""
+    if type(a) is not np.ndarray or a.dtype != dtype:
+        return False
+    flags = a.flags
+    return flags.c_contiguous and flags.aligned
+
+
+def _writable(out: np.ndarray) -> bool:
+    flags = out.flags
+    return flags.c_contiguous and flags.aligned and flags.writeable
+
+
+def _to_device_native(
+    x: np.ndarray,
+    quant: QuantInfo,
+    device_dtype: str,
+    host_order: str,
+    device_order: str,
+    out: np.ndarray | None,
+    threads: int,
+) -> np.ndarray | None:
+    if not HAS_NATIVE_TRANSFORMS:
+        return None
+    dtype = np.dtype(device_dtype)
+    if dtype != _U8 and dtype != _U16:
+        return None
+    params = _native_params(quant)
+    if params is None:
+        return None
+    if not _plain(x, _F32):
+        x = np.require(np.asarray(x, dtype=np.float32), requirements=("C", "A"))
+    perm = _perm(host_order, device_order, x.ndim)
+    shape = tuple([x.shape[i] for i in perm])
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+    elif out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {dtype}{shape}")
+    elif not _writable(out):
+        return None
+    try:
+        _native.to_device(x, out, host_order, device_order, *params, threads)
+    except ValueError as e:
+        if "overlaps" in str(e):  # out aliases x: the reference computes then copies
+            return None
+        raise
+    return out
+
+
+def _from_device_native(
+    q: np.ndarray,
+    quant: QuantInfo,
+    host_order: str,
+    device_order: str,
+    out: np.ndarray | None,
+    threads: int,
+) -> np.ndarray | None:
+    if not HAS_NATIVE_TRANSFORMS or not isinstance(q, np.ndarray):
+        return None
+    if q.dtype != _U8 and q.dtype != _U16:
+        return None
+    params = _native_params(quant)
+    if params is None:
+        return None
+    if not _plain(q, q.dtype):
+        q = np.require(q, requirements=("C", "A"))
+    perm = _inverse(_perm(host_order, device_order, q.ndim))
+    shape = tuple([q.shape[i] for i in perm])
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != _F32:
+        raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected float32{shape}")
+    elif not _writable(out):
+        return None
+    try:
+        _native.from_device(q, out, host_order, device_order, params[0], params[1], threads)
+    except ValueError as e:
+        if "overlaps" in str(e):
+            return None
+        raise
+    return out
+
+
 def to_device(
+    x: np.ndarray,
+    quant: QuantInfo,
+    device_dtype: str = "uint8",
+    host_order: str = "NCHW",
+    device_order: str = "NHWC",
+    out: np.ndarray | None = None,
+    *,
+    threads: int = 0,
+) -> np.ndarray:
+    """Quantize float ``x`` and lay it out as the device expects.
+
+    Runs the native fused kernel when it can (``threads``: 0 automatic, 1 single-threaded, n at
+    most n threads; small tensors always use one), else :func:`to_device_reference`.
+    """
+    if threads < 0:
+        raise ValueError("to_device: threads must be >= 0 (0: automatic)")
+    result = _to_device_native(x, quant, device_dtype, host_order, device_order, out, threads)
+    if result is not None:
+        return result
+    return to_device_reference(x, quant, device_dtype, host_order, device_order, out)
+
+
+def from_device(
+    q: np.ndarray,
+    quant: QuantInfo,
+    host_order: str = "NCHW",
+    device_order: str = "NHWC",
+    out: np.ndarray | None = None,
+    *,
+    threads: int = 0,
+) -> np.ndarray:
+    """Dequantize device values ``q`` to float32 in the host layout.
+
+    Runs the native fused kernel for uint8/uint16 ``q`` when it can, else
+    :func:`from_device_reference`.
+    """
+    if threads < 0:
+        raise ValueError("from_device: threads must be >= 0 (0: automatic)")
+    result = _from_device_native(q, quant, host_order, device_order, out, threads)
+    if result is not None:
+        return result
+    return from_device_reference(q, quant, host_order, device_order, out)
+
+
+def to_device_reference(
     x: np.ndarray,
     quant: QuantInfo,
     device_dtype: str = "uint8",
@@ -62,7 +234,7 @@ def to_device(
     return out
 
 
-def from_device(
+def from_device_reference(
     q: np.ndarray,
     quant: QuantInfo,
     host_order: str = "NCHW",

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "bindings.hpp"
 #include "hailo_ort/aligned_buffer.hpp"
 
 namespace py = pybind11;
@@ -43,4 +44,6 @@ PYBIND11_MODULE(_native, m) {
   m.def("aligned_empty", &aligned_empty, py::arg("shape"), py::arg("dtype"),
         "A zero-filled numpy array over a page-aligned buffer whose size is rounded up to whole "
         "pages; the array owns the memory.");
+  hailo_ort::register_transforms(m);
+  hailo_ort::register_buffer_pool(m);
 }

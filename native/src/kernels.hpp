@@ -1,0 +1,43 @@
+// The inner loops of the transforms, compiled once per instruction set (kernels_*.cpp) and
+// picked at run time (transforms.cpp). This header and kernels_impl.hpp include no C++ library
+// header, so a translation unit built with -mavx2 or -mavx512f emits no shared inline function
+// that the linker could pick for the baseline code.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hailo_ort {
+
+template <class T>
+struct TypedKernels {
+  // out[i] = Hailo-quantize(in[i]) with one scale / zero point, or per element (scales[i]).
+  void (*quantize)(const float* in, T* out, std::size_t n, float scale, float zp, float lo,
+                   float hi);
+  void (*quantize_pf)(const float* in, T* out, std::size_t n, const float* scales,
+                      const float* zps, float lo, float hi);
+  // out[i] = (in[i] - zp) * scale, or per element.
+  void (*dequantize)(const T* in, float* out, std::size_t n, float scale, float zp);
+  void (*dequantize_pf)(const T* in, float* out, std::size_t n, const float* scales,
+                        const float* zps);
+  // dst[s * dst_stride + i] = tile[i * run + s] for i < rows, s < cols.
+  void (*scatter)(const T* tile, std::size_t run, std::size_t rows, T* dst,
+                  std::size_t dst_stride, std::size_t cols);
+  // tile[i * run + r] = src[r * src_stride + i] for r < rows, i < cols.
+  void (*gather)(const T* src, std::size_t src_stride, std::size_t rows, T* tile,
+                 std::size_t run, std::size_t cols);
+};
+
+struct Kernels {
+  const char* name;
+  TypedKernels<std::uint8_t> u8;
+  TypedKernels<std::uint16_t> u16;
+};
+
+// Each returns nullptr when that variant was not compiled in (e.g. AVX on arm64).
+const Kernels* kernels_portable();  // x86 only: no intrinsics (what other CPUs run)
+const Kernels* kernels_baseline();
+const Kernels* kernels_avx2();
+const Kernels* kernels_avx512();
+
+}  // namespace hailo_ort

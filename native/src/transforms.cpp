@@ -1,0 +1,456 @@
+// Fused quantize/dequantize + layout drivers (see transforms.hpp): tiling and threading here,
+// the inner loops in kernels_impl.hpp, compiled per instruction set and picked at run time.
+//
+// The arithmetic always runs over contiguous runs of the float side so it vectorises; a layout
+// change with a short inner run (K < kRowModeMinK) goes through a small tile buffer that stays
+// in L1 (quantize a tile of input rows into it, then scatter the narrow integers; or gather
+// integers into it, then dequantize whole output rows).
+#include "hailo_ort/transforms.hpp"
+
+#include "kernels.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace hailo_ort {
+namespace {
+
+constexpr std::size_t kMinBytesPerThread = 1024 * 1024;  // below, a thread start costs too much
+constexpr int kMaxThreads = 64;
+constexpr std::size_t kRowModeMinK = 16;  // inner runs at least this long need no tile buffer
+constexpr std::size_t kTileRun = 256;     // elements per contiguous run inside a tile
+constexpr std::size_t kTileRows = 16;     // runs per tile
+constexpr std::size_t kFlatChunk = 1 << 15;
+
+const Kernels* detect_kernels() {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  if (kernels_avx512() != nullptr && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+    return kernels_avx512();
+  }
+  if (kernels_avx2() != nullptr && __builtin_cpu_supports("avx2")) return kernels_avx2();
+#endif
+  return kernels_baseline();
+}
+
+std::atomic<const Kernels*> g_kernels{nullptr};
+
+const Kernels& active_kernels() {
+  const Kernels* k = g_kernels.load(std::memory_order_acquire);
+  if (k == nullptr) {
+    k = detect_kernels();
+    g_kernels.store(k, std::memory_order_release);
+  }
+  return *k;
+}
+
+template <class T>
+const TypedKernels<T>& typed_kernels();
+template <>
+const TypedKernels<std::uint8_t>& typed_kernels<std::uint8_t>() {
+  return active_kernels().u8;
+}
+template <>
+const TypedKernels<std::uint16_t>& typed_kernels<std::uint16_t>() {
+  return active_kernels().u16;
+}
+
+// Run fn(begin, end) over [0, units) split in `threads` contiguous ranges; the calling thread
+// takes the last range. If a thread cannot be started its range runs on the calling thread.
+template <class F>
+void parallel_for(std::size_t units, int threads, const F& fn) {
+  if (units == 0) return;
+  if (threads <= 1 || units == 1) {
+    fn(std::size_t{0}, units);
+    return;
+  }
+  const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(threads), units);
+  const std::size_t per = units / n, extra = units % n;
+  std::vector<std::thread> workers;
+  workers.reserve(n - 1);
+  std::size_t begin = 0;
+  for (std::size_t t = 0; t < n; ++t) {
+    const std::size_t end = begin + per + (t < extra ? 1 : 0);
+    bool started = false;
+    if (t + 1 < n) {
+      try {
+        workers.emplace_back([&fn, begin, end] { fn(begin, end); });
+        started = true;
+      } catch (const std::system_error&) {
+        started = false;
+      }
+    }
+    if (!started) fn(begin, end);
+    begin = end;
+  }
+  for (auto& w : workers) w.join();
+}
+
+std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+
+// Per-feature arrays repeated to a whole number of periods of at least ~1024 elements, so the
+// identity path with few features (e.g. C=3) still runs long vectorisable loops.
+struct Expanded {
+  std::vector<float> scales, zps;
+  std::size_t rows_per_group = 1;
+};
+
+Expanded expand(const QuantParams& p, std::size_t period) {
+  Expanded e;
+  e.rows_per_group = std::max<std::size_t>(1, ceil_div(1024, period));
+  const std::size_t len = e.rows_per_group * period;
+  e.scales.resize(len);
+  e.zps.resize(len);
+  for (std::size_t i = 0; i < len; ++i) {
+    e.scales[i] = p.scales[i % period];
+    e.zps[i] = p.zps[i % period];
+  }
+  return e;
+}
+
+void check(const BlockTranspose& g, FeatureAxis feature, const QuantParams& p, bool quantize) {
+  if (p.scales == nullptr || p.zps == nullptr || p.count == 0) {
+    throw std::invalid_argument("transform: missing scales or zero points");
+  }
+  std::size_t axis_len = 1;
+  switch (feature) {
+    case FeatureAxis::kNone: axis_len = 1; break;
+    case FeatureAxis::kR: axis_len = g.R; break;
+    case FeatureAxis::kS: axis_len = g.S; break;
+    case FeatureAxis::kK: axis_len = g.K; break;
+  }
+  if (p.count != axis_len) {
+    throw std::invalid_argument("transform: number of per-feature scales (" +
+                                std::to_string(p.count) + ") does not match the feature axis (" +
+                                std::to_string(axis_len) + ")");
+  }
+  if (g.identity && (feature == FeatureAxis::kR || feature == FeatureAxis::kS)) {
+    throw std::invalid_argument("transform: identity layout has its features on the last axis");
+  }
+  // A tile keeps per-feature values along its contiguous run only when that run is one axis.
+  const bool tiled = !g.identity && g.K < kRowModeMinK;
+  const FeatureAxis along_run = quantize ? FeatureAxis::kS : FeatureAxis::kR;
+  if (tiled && (feature == FeatureAxis::kK || (feature == along_run && g.K != 1))) {
+    throw std::invalid_argument("transform: unsupported feature axis for this layout");
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> kernel_sets() {
+  std::vector<std::string> names;
+  const Kernels* best = detect_kernels();
+  for (const Kernels* k : {kernels_portable(), kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
+    if (k != nullptr) names.emplace_back(k->name);
+    if (k == best) break;  // later ones are not supported by this CPU
+  }
+  return names;
+}
+
+std::string kernel_set() { return active_kernels().name; }
+
+void use_kernel_set(const std::string& name) {
+  const Kernels* chosen = nullptr;
+  if (name.empty() || name == "auto") {
+    chosen = detect_kernels();
+  } else {
+    const Kernels* best = detect_kernels();
+    for (const Kernels* k : {kernels_portable(), kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
+      if (k != nullptr && name == k->name) chosen = k;
+      if (k == best) break;
+    }
+  }
+  if (chosen == nullptr) {
+    throw std::invalid_argument("kernel set '" + name + "' is not available on this CPU");
+  }
+  g_kernels.store(chosen, std::memory_order_release);
+}
+
+int choose_threads(int requested, std::size_t units, std::size_t bytes) {
+  // hardware_concurrency() reads /sys on every call: ask once.
+  static const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  std::size_t want = static_cast<std::size_t>(std::min(requested <= 0 ? hw : requested, kMaxThreads));
+  const std::size_t by_size = std::max<std::size_t>(1, bytes / kMinBytesPerThread);
+  return static_cast<int>(std::max<std::size_t>(1, std::min({want, units, by_size})));
+}
+
+template <class T>
+void quantize_transform(const float* in, T* out, const BlockTranspose& g, FeatureAxis feature,
+                        const QuantParams& p, int threads) {
+  check(g, feature, p, true);
+  const TypedKernels<T>& k = typed_kernels<T>();
+  const std::size_t total = g.elements();
+  if (total == 0) return;
+  const float lo = p.limvals_min, hi = p.limvals_max;
+  const std::size_t bytes = total * (sizeof(float) + sizeof(T));
+
+  if (g.identity) {
+    if (feature == FeatureAxis::kNone) {
+      const std::size_t units = ceil_div(total, kFlatChunk);
+      parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+        const std::size_t a = u0 * kFlatChunk, b = std::min(total, u1 * kFlatChunk);
+        k.quantize(in + a, out + a, b - a, p.scales[0], p.zps[0], lo, hi);
+      });
+      return;
+    }
+    const std::size_t period = g.K, rows = total / period;
+    const Expanded e = expand(p, period);
+    const std::size_t units = ceil_div(rows, e.rows_per_group);
+    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      for (std::size_t u = u0; u < u1; ++u) {
+        const std::size_t r0 = u * e.rows_per_group;
+        const std::size_t r1 = std::min(rows, r0 + e.rows_per_group);
+        k.quantize_pf(in + r0 * period, out + r0 * period, (r1 - r0) * period, e.scales.data(),
+                        e.zps.data(), lo, hi);
+      }
+    });
+    return;
+  }
+
+  const std::size_t B = g.B, R = g.R, S = g.S, K = g.K;
+  auto scale_zp = [&](std::size_t r, std::size_t s, float& scale, float& zp) {
+    const std::size_t f = feature == FeatureAxis::kR ? r : feature == FeatureAxis::kS ? s : 0;
+    scale = p.scales[f];
+    zp = p.zps[f];
+  };
+
+  if (K >= kRowModeMinK) {  // each (b, r, s) is a contiguous run of K on both sides
+    const std::size_t units = B * R;
+    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      for (std::size_t u = u0; u < u1; ++u) {
+        const std::size_t b = u / R, r = u % R;
+        for (std::size_t s = 0; s < S; ++s) {
+          const float* src = in + ((b * R + r) * S + s) * K;
+          T* dst = out + ((b * S + s) * R + r) * K;
+          if (feature == FeatureAxis::kK) {
+            k.quantize_pf(src, dst, K, p.scales, p.zps, lo, hi);
+          } else {
+            float scale, zp;
+            scale_zp(r, s, scale, zp);
+            k.quantize(src, dst, K, scale, zp, lo, hi);
+          }
+        }
+      }
+    });
+    return;
+  }
+
+  // Tiled: quantize input runs of up to kTileRun elements into a tile, then scatter. When the
+  // runs are short (few s), the tile takes more rows so it stays ~kTileRows * kTileRun.
+  const std::size_t TS = std::max<std::size_t>(1, kTileRun / K);
+  const std::size_t ts = std::min(S, TS);
+  const std::size_t TR = std::max(kTileRows, kTileRows * kTileRun / (ts * K));
+  const std::size_t nR = ceil_div(R, TR), nS = ceil_div(S, TS);
+  const std::size_t units = B * nR * nS;
+  // A tile spanning every s reads one contiguous block: quantize it in one call (features on s
+  // repeat with period S, so they are laid out for a whole tile).
+  std::vector<float> block_scales, block_zps;
+  if (nS == 1 && feature == FeatureAxis::kS) {
+    block_scales.resize(TR * S);
+    block_zps.resize(TR * S);
+    for (std::size_t i = 0; i < TR * S; ++i) {
+      block_scales[i] = p.scales[i % S];
+      block_zps[i] = p.zps[i % S];
+    }
+  }
+  parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+    T tile[kTileRows * kTileRun];
+    for (std::size_t u = u0; u < u1; ++u) {
+      const std::size_t b = u / (nR * nS), rt = (u / nS) % nR, st = u % nS;
+      const std::size_t r0 = rt * TR, r1 = std::min(R, r0 + TR);
+      const std::size_t s0 = st * TS, s1 = std::min(S, s0 + TS);
+      const std::size_t run = (s1 - s0) * K;
+      if (nS == 1 && feature != FeatureAxis::kR) {
+        const float* src = in + (b * R + r0) * S * K;
+        const std::size_t n = (r1 - r0) * run;
+        if (feature == FeatureAxis::kS) {  // K == 1 (checked)
+          k.quantize_pf(src, tile, n, block_scales.data(), block_zps.data(), lo, hi);
+        } else {
+          k.quantize(src, tile, n, p.scales[0], p.zps[0], lo, hi);
+        }
+      } else {
+        for (std::size_t r = r0; r < r1; ++r) {
+          const float* src = in + ((b * R + r) * S + s0) * K;
+          T* dst = tile + (r - r0) * run;
+          if (feature == FeatureAxis::kS) {  // K == 1 (checked)
+            k.quantize_pf(src, dst, run, p.scales + s0, p.zps + s0, lo, hi);
+          } else {
+            float scale, zp;
+            scale_zp(r, 0, scale, zp);
+            k.quantize(src, dst, run, scale, zp, lo, hi);
+          }
+        }
+      }
+      const std::size_t nr = r1 - r0;
+      if (K == 1) {
+        k.scatter(tile, run, nr, out + (b * S + s0) * R + r0, R, s1 - s0);
+      } else {
+        for (std::size_t s = s0; s < s1; ++s) {
+          T* dst = out + ((b * S + s) * R + r0) * K;
+          const T* col = tile + (s - s0) * K;
+          for (std::size_t i = 0; i < nr; ++i) {
+            for (std::size_t j = 0; j < K; ++j) dst[i * K + j] = col[i * run + j];
+          }
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void dequantize_transform(const T* in, float* out, const BlockTranspose& g, FeatureAxis feature,
+                          const QuantParams& p, int threads) {
+  check(g, feature, p, false);
+  const TypedKernels<T>& k = typed_kernels<T>();
+  const std::size_t total = g.elements();
+  if (total == 0) return;
+  const std::size_t bytes = total * (sizeof(float) + sizeof(T));
+
+  if (g.identity) {
+    if (feature == FeatureAxis::kNone) {
+      const std::size_t units = ceil_div(total, kFlatChunk);
+      parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+        const std::size_t a = u0 * kFlatChunk, b = std::min(total, u1 * kFlatChunk);
+        k.dequantize(in + a, out + a, b - a, p.scales[0], p.zps[0]);
+      });
+      return;
+    }
+    const std::size_t period = g.K, rows = total / period;
+    const Expanded e = expand(p, period);
+    const std::size_t units = ceil_div(rows, e.rows_per_group);
+    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      for (std::size_t u = u0; u < u1; ++u) {
+        const std::size_t r0 = u * e.rows_per_group;
+        const std::size_t r1 = std::min(rows, r0 + e.rows_per_group);
+        k.dequantize_pf(in + r0 * period, out + r0 * period, (r1 - r0) * period,
+                          e.scales.data(), e.zps.data());
+      }
+    });
+    return;
+  }
+
+  const std::size_t B = g.B, R = g.R, S = g.S, K = g.K;
+  auto scale_zp = [&](std::size_t r, std::size_t s, float& scale, float& zp) {
+    const std::size_t f = feature == FeatureAxis::kR ? r : feature == FeatureAxis::kS ? s : 0;
+    scale = p.scales[f];
+    zp = p.zps[f];
+  };
+
+  if (K >= kRowModeMinK) {
+    const std::size_t units = B * S;
+    const bool same_scale = feature == FeatureAxis::kS || feature == FeatureAxis::kNone;
+    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      T tile[kTileRows * kTileRun];
+      const std::size_t rows_per_tile = kTileRows * kTileRun / K;
+      for (std::size_t u = u0; u < u1; ++u) {
+        const std::size_t b = u / S, s = u % S;
+        if (same_scale && rows_per_tile >= 2) {
+          // Short runs with one scale: collect them (their output is contiguous), then
+          // dequantize the lot in one call.
+          const float scale = p.scales[feature == FeatureAxis::kS ? s : 0];
+          const float zp = p.zps[feature == FeatureAxis::kS ? s : 0];
+          for (std::size_t r0 = 0; r0 < R; r0 += rows_per_tile) {
+            const std::size_t r1 = std::min(R, r0 + rows_per_tile);
+            for (std::size_t r = r0; r < r1; ++r) {
+              std::memcpy(tile + (r - r0) * K, in + ((b * R + r) * S + s) * K, K * sizeof(T));
+            }
+            k.dequantize(tile, out + ((b * S + s) * R + r0) * K, (r1 - r0) * K, scale, zp);
+          }
+          continue;
+        }
+        for (std::size_t r = 0; r < R; ++r) {
+          const T* src = in + ((b * R + r) * S + s) * K;
+          float* dst = out + ((b * S + s) * R + r) * K;
+          if (feature == FeatureAxis::kK) {
+            k.dequantize_pf(src, dst, K, p.scales, p.zps);
+          } else {
+            float scale, zp;
+            scale_zp(r, s, scale, zp);
+            k.dequantize(src, dst, K, scale, zp);
+          }
+        }
+      }
+    });
+    return;
+  }
+
+  // Tiled: gather a tile of integers in output order, then dequantize whole output runs.
+  const std::size_t TS = kTileRows, ts = std::min(S, TS);
+  const std::size_t TR = std::max(std::max<std::size_t>(1, kTileRun / K),
+                                  kTileRows * kTileRun / (ts * K));
+  const std::size_t nR = ceil_div(R, TR), nS = ceil_div(S, TS);
+  const std::size_t units = B * nR * nS;
+  // A tile spanning every r writes one contiguous block: dequantize it in one call (features
+  // on r repeat with period R, so they are laid out for a whole tile).
+  std::vector<float> block_scales, block_zps;
+  if (nR == 1 && feature == FeatureAxis::kR) {
+    block_scales.resize(TS * R);
+    block_zps.resize(TS * R);
+    for (std::size_t i = 0; i < TS * R; ++i) {
+      block_scales[i] = p.scales[i % R];
+      block_zps[i] = p.zps[i % R];
+    }
+  }
+  parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+    T tile[kTileRows * kTileRun];
+    for (std::size_t u = u0; u < u1; ++u) {
+      const std::size_t b = u / (nR * nS), rt = (u / nS) % nR, st = u % nS;
+      const std::size_t r0 = rt * TR, r1 = std::min(R, r0 + TR);
+      const std::size_t s0 = st * TS, s1 = std::min(S, s0 + TS);
+      const std::size_t run = (r1 - r0) * K, ns = s1 - s0;
+      if (K == 1) {
+        k.gather(in + (b * R + r0) * S + s0, S, r1 - r0, tile, run, ns);
+      } else {
+        for (std::size_t r = r0; r < r1; ++r) {
+          const T* src = in + ((b * R + r) * S + s0) * K;
+          T* col = tile + (r - r0) * K;
+          for (std::size_t i = 0; i < ns; ++i) {
+            for (std::size_t j = 0; j < K; ++j) col[i * run + j] = src[i * K + j];
+          }
+        }
+      }
+      if (nR == 1 && feature != FeatureAxis::kS) {
+        float* dst = out + (b * S + s0) * R * K;
+        if (feature == FeatureAxis::kR) {  // K == 1 (checked)
+          k.dequantize_pf(tile, dst, ns * run, block_scales.data(), block_zps.data());
+        } else {
+          k.dequantize(tile, dst, ns * run, p.scales[0], p.zps[0]);
+        }
+        continue;
+      }
+      for (std::size_t s = s0; s < s1; ++s) {
+        const T* src = tile + (s - s0) * run;
+        float* dst = out + ((b * S + s) * R + r0) * K;
+        if (feature == FeatureAxis::kR) {  // K == 1 (checked)
+          k.dequantize_pf(src, dst, run, p.scales + r0, p.zps + r0);
+        } else {
+          float scale, zp;
+          scale_zp(0, s, scale, zp);
+          k.dequantize(src, dst, run, scale, zp);
+        }
+      }
+    }
+  });
+}
+
+template void quantize_transform<std::uint8_t>(const float*, std::uint8_t*, const BlockTranspose&,
+                                               FeatureAxis, const QuantParams&, int);
+template void quantize_transform<std::uint16_t>(const float*, std::uint16_t*,
+                                                const BlockTranspose&, FeatureAxis,
+                                                const QuantParams&, int);
+template void dequantize_transform<std::uint8_t>(const std::uint8_t*, float*,
+                                                 const BlockTranspose&, FeatureAxis,
+                                                 const QuantParams&, int);
+template void dequantize_transform<std::uint16_t>(const std::uint16_t*, float*,
+                                                  const BlockTranspose&, FeatureAxis,
+                                                  const QuantParams&, int);
+
+}  // namespace hailo_ort

@@ -1,0 +1,310 @@
+// Python bindings of the fused transforms: argument checks, layout planning, GIL release.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bindings.hpp"
+#include "hailo_ort/transforms.hpp"
+
+namespace py = pybind11;
+
+namespace hailo_ort {
+namespace {
+
+constexpr int kNpyAligned = 0x0100;    // NPY_ARRAY_ALIGNED
+constexpr int kNpyWriteable = 0x0400;  // NPY_ARRAY_WRITEABLE
+
+using ParamArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+std::string shape_str(const std::vector<py::ssize_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) s += ",";
+  return s + ")";
+}
+
+std::vector<py::ssize_t> shape_of(const py::array& a) {
+  return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+std::string describe(const py::array& a) {
+  return py::str(a.dtype()).cast<std::string>() + shape_str(shape_of(a));
+}
+
+py::array as_array(py::handle obj, const std::string& what) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(what + " must be a numpy array, got " +
+                         py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+  }
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+void require_layout(const py::array& a, const std::string& what, bool writeable) {
+  const int flags = a.flags();
+  if (!(flags & py::array::c_style)) throw py::value_error(what + " must be C-contiguous");
+  if (!(flags & kNpyAligned)) throw py::value_error(what + " must be aligned");
+  if (writeable && !(flags & kNpyWriteable)) throw py::value_error(what + " is read-only");
+}
+
+void require_disjoint(const py::array& a, const py::array& b, const std::string& what) {
+  const auto pa = reinterpret_cast<std::uintptr_t>(a.data());
+  const auto pb = reinterpret_cast<std::uintptr_t>(b.data());
+  const auto na = static_cast<std::uintptr_t>(a.nbytes());
+  const auto nb = static_cast<std::uintptr_t>(b.nbytes());
+  if (na && nb && pa < pb + nb && pb < pa + na) {
+    throw py::value_error(what + ": out overlaps the input");
+  }
+}
+
+struct Layout {
+  BlockTranspose geometry;
+  FeatureAxis feature = FeatureAxis::kK;  // used when per-feature
+  std::size_t feature_len = 1;
+  std::vector<py::ssize_t> out_shape;
+};
+
+BlockTranspose block(std::size_t B, std::size_t R, std::size_t S, std::size_t K) {
+  BlockTranspose g;
+  g.B = B;
+  g.R = R;
+  g.S = S;
+  g.K = K;
+  return g;
+}
+
+// Same rules as hailo_ort.transforms (_perm, _feature_axis). `shape` is the input's shape: the
+// host tensor when quantizing, the device tensor when dequantizing.
+Layout plan(const std::vector<py::ssize_t>& shape, const std::string& host,
+            const std::string& device, bool quantize) {
+  Layout L;
+  L.out_shape = shape;
+  std::size_t total = 1;
+  for (py::ssize_t d : shape) total *= static_cast<std::size_t>(d);
+  const bool identity = shape.size() != 4 || device == "NC" || device == "NHW" ||
+                        device == "AUTO" || host == device;
+  if (identity) {
+    if (shape.size() == 4 && device == "NHCW") {  // features on axis 2, W contiguous after
+      const auto N = static_cast<std::size_t>(shape[0]), H = static_cast<std::size_t>(shape[1]);
+      const auto C = static_cast<std::size_t>(shape[2]), W = static_cast<std::size_t>(shape[3]);
+      L.geometry = quantize ? block(N * H, C, 1, W) : block(N * H, 1, C, W);
+      L.feature = quantize ? FeatureAxis::kR : FeatureAxis::kS;
+      L.feature_len = C;
+      return L;
+    }
+    const std::size_t F = shape.empty() ? 1 : static_cast<std::size_t>(shape.back());
+    L.geometry = block(F ? total / F : 0, 1, 1, F);
+    L.geometry.identity = true;
+    L.feature = FeatureAxis::kK;
+    L.feature_len = F;
+    return L;
+  }
+  const auto d0 = static_cast<std::size_t>(shape[0]), d1 = static_cast<std::size_t>(shape[1]);
+  const auto d2 = static_cast<std::size_t>(shape[2]), d3 = static_cast<std::size_t>(shape[3]);
+  const py::ssize_t s0 = shape[0], s1 = shape[1], s2 = shape[2], s3 = shape[3];
+  if (quantize) {
+    if (host == "NCHW" && device == "NHWC") {  // (N,C,H,W) -> (N,H,W,C)
+      L.out_shape = {s0, s2, s3, s1};
+      L.geometry = block(d0, d1, d2 * d3, 1);
+      L.feature = FeatureAxis::kR;
+      L.feature_len = d1;
+      return L;
+    }
+    if (host == "NCHW" && device == "NHCW") {  // (N,C,H,W) -> (N,H,C,W)
+      L.out_shape = {s0, s2, s1, s3};
+      L.geometry = block(d0, d1, d2, d3);
+      L.feature = FeatureAxis::kR;
+      L.feature_len = d1;
+      return L;
+    }
+    if (host == "NHWC" && device == "NHCW") {  // (N,H,W,C) -> (N,H,C,W)
+      L.out_shape = {s0, s1, s3, s2};
+      L.geometry = block(d0 * d1, d2, d3, 1);
+      L.feature = FeatureAxis::kS;
+      L.feature_len = d3;
+      return L;
+    }
+  } else {
+    if (host == "NCHW" && device == "NHWC") {  // (N,H,W,C) -> (N,C,H,W)
+      L.out_shape = {s0, s3, s1, s2};
+      L.geometry = block(d0, d1 * d2, d3, 1);
+      L.feature = FeatureAxis::kS;
+      L.feature_len = d3;
+      return L;
+    }
+    if (host == "NCHW" && device == "NHCW") {  // (N,H,C,W) -> (N,C,H,W)
+      L.out_shape = {s0, s2, s1, s3};
+      L.geometry = block(d0, d1, d2, d3);
+      L.feature = FeatureAxis::kS;
+      L.feature_len = d2;
+      return L;
+    }
+    if (host == "NHWC" && device == "NHCW") {  // (N,H,C,W) -> (N,H,W,C)
+      L.out_shape = {s0, s1, s3, s2};
+      L.geometry = block(d0 * d1, d2, d3, 1);
+      L.feature = FeatureAxis::kR;
+      L.feature_len = d2;
+      return L;
+    }
+  }
+  throw py::value_error("no transform from host " + host + " to device " + device);
+}
+
+struct Params {
+  ParamArray scales, zps;
+  QuantParams q;
+  FeatureAxis feature = FeatureAxis::kNone;
+};
+
+Params params(const ParamArray& scales, const ParamArray& zps, const Layout& L,
+              const std::string& what) {
+  Params p{scales, zps, {}, FeatureAxis::kNone};
+  if (scales.ndim() != 1 || zps.ndim() != 1 || scales.size() < 1) {
+    throw py::value_error(what + ": scales and zero points must be non-empty 1-D arrays");
+  }
+  if (scales.size() != zps.size()) {
+    throw py::value_error(what + ": " + std::to_string(scales.size()) + " scales but " +
+                          std::to_string(zps.size()) + " zero points");
+  }
+  const auto count = static_cast<std::size_t>(scales.size());
+  if (count > 1 && count != L.feature_len) {
+    throw py::value_error(what + ": " + std::to_string(count) +
+                          " per-feature scales for a feature axis of " +
+                          std::to_string(L.feature_len));
+  }
+  p.q.scales = scales.data();
+  p.q.zps = zps.data();
+  p.q.count = count;
+  p.feature = count > 1 ? L.feature : FeatureAxis::kNone;
+  return p;
+}
+
+void check_threads(int threads) {
+  if (threads < 0) throw py::value_error("threads must be >= 0 (0: automatic)");
+}
+
+void to_device(py::handle x_obj, py::handle out_obj, const std::string& host_order,
+               const std::string& device_order, const ParamArray& scales, const ParamArray& zps,
+               float limvals_min, float limvals_max, int threads) {
+  check_threads(threads);
+  py::array x = as_array(x_obj, "to_device: x");
+  if (!py::array_t<float>::check_(x)) {
+    throw py::type_error("to_device: x must be float32, got " + describe(x));
+  }
+  require_layout(x, "to_device: x", false);
+  py::array out = as_array(out_obj, "to_device: out");
+  const bool u8 = py::array_t<std::uint8_t>::check_(out);
+  const bool u16 = py::array_t<std::uint16_t>::check_(out);
+  if (!u8 && !u16) {
+    throw py::type_error("to_device: out must be uint8 or uint16, got " + describe(out));
+  }
+  require_layout(out, "to_device: out", true);
+  const Layout L = plan(shape_of(x), host_order, device_order, true);
+  if (shape_of(out) != L.out_shape) {
+    throw py::value_error("to_device: out is " + describe(out) + ", expected shape " +
+                          shape_str(L.out_shape) + " for x " + describe(x));
+  }
+  require_disjoint(x, out, "to_device");
+  Params p = params(scales, zps, L, "to_device");
+  p.q.limvals_min = limvals_min;
+  p.q.limvals_max = limvals_max;
+  const auto* in = static_cast<const float*>(x.data());
+  void* dst = out.mutable_data();
+  py::gil_scoped_release release;
+  if (u8) {
+    quantize_transform(in, static_cast<std::uint8_t*>(dst), L.geometry, p.feature, p.q, threads);
+  } else {
+    quantize_transform(in, static_cast<std::uint16_t*>(dst), L.geometry, p.feature, p.q, threads);
+  }
+}
+
+void from_device(py::handle q_obj, py::handle out_obj, const std::string& host_order,
+                 const std::string& device_order, const ParamArray& scales,
+                 const ParamArray& zps, int threads) {
+  check_threads(threads);
+  py::array q = as_array(q_obj, "from_device: q");
+  const bool u8 = py::array_t<std::uint8_t>::check_(q);
+  const bool u16 = py::array_t<std::uint16_t>::check_(q);
+  if (!u8 && !u16) {
+    throw py::type_error("from_device: q must be uint8 or uint16, got " + describe(q));
+  }
+  require_layout(q, "from_device: q", false);
+  py::array out = as_array(out_obj, "from_device: out");
+  if (!py::array_t<float>::check_(out)) {
+    throw py::type_error("from_device: out must be float32, got " + describe(out));
+  }
+  require_layout(out, "from_device: out", true);
+  const Layout L = plan(shape_of(q), host_order, device_order, false);
+  if (shape_of(out) != L.out_shape) {
+    throw py::value_error("from_device: out is " + describe(out) + ", expected shape " +
+                          shape_str(L.out_shape) + " for q " + describe(q));
+  }
+  require_disjoint(q, out, "from_device");
+  const Params p = params(scales, zps, L, "from_device");
+  const void* src = q.data();
+  auto* dst = static_cast<float*>(out.mutable_data());
+  py::gil_scoped_release release;
+  if (u8) {
+    dequantize_transform(static_cast<const std::uint8_t*>(src), dst, L.geometry, p.feature, p.q,
+                         threads);
+  } else {
+    dequantize_transform(static_cast<const std::uint16_t*>(src), dst, L.geometry, p.feature, p.q,
+                         threads);
+  }
+}
+
+std::vector<py::ssize_t> device_shape(const std::vector<py::ssize_t>& host_shape,
+                                      const std::string& host_order,
+                                      const std::string& device_order) {
+  return plan(host_shape, host_order, device_order, true).out_shape;
+}
+
+}  // namespace
+
+void register_transforms(py::module_& m) {
+  m.def("to_device", &to_device, py::arg("x"), py::arg("out"), py::arg("host_order"),
+        py::arg("device_order"), py::arg("scales"), py::arg("zps"), py::arg("limvals_min"),
+        py::arg("limvals_max"), py::arg("threads") = 0,
+        "Quantize float32 `x` (host layout) into uint8/uint16 `out` (device layout) in one pass: "
+        "round_half_even(clip(x, limvals) / scale + zp), saturated. `scales`/`zps` hold one value "
+        "(per-tensor) or one per feature. threads=0 picks automatically (1 for small tensors). "
+        "Releases the GIL.");
+  m.def("from_device", &from_device, py::arg("q"), py::arg("out"), py::arg("host_order"),
+        py::arg("device_order"), py::arg("scales"), py::arg("zps"), py::arg("threads") = 0,
+        "Dequantize uint8/uint16 `q` (device layout) into float32 `out` (host layout) in one pass: "
+        "(q - zp) * scale. Releases the GIL.");
+  m.def("device_shape", &device_shape, py::arg("host_shape"), py::arg("host_order"),
+        py::arg("device_order"), "Shape of the device tensor for a host tensor of this shape.");
+  m.def(
+      "transform_threads",
+      [](int requested, std::size_t nbytes) {
+        check_threads(requested);
+        return choose_threads(requested, nbytes, nbytes);
+      },
+      py::arg("threads"), py::arg("nbytes"),
+      "Threads a transform touching `nbytes` bytes would use when asked for `threads`.");
+  m.def("kernel_sets", &kernel_sets,
+        "Instruction-set variants of the transform kernels usable on this CPU, best last.");
+  m.def("kernel_set", &kernel_set, "The kernel set the transforms use now.");
+  m.def(
+      "use_kernel_set",
+      [](const std::string& name) {
+        try {
+          use_kernel_set(name);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("name"), "Use this kernel set ('auto': the best one the CPU supports).");
+  m.def("hardware_threads", [] { return std::thread::hardware_concurrency(); },
+        "Hardware threads reported by the OS (0 if unknown).");
+}
+
+}  // namespace hailo_ort

@@ -1,0 +1,432 @@
+"""The native fused transforms against the numpy reference in hailo_ort.transforms."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hailo_ort import _native, transforms
+from hailo_ort.quant import QuantInfo
+from hailo_ort.transforms import from_device, from_device_reference, to_device, to_device_reference
+
+pytestmark = pytest.mark.skipif(
+    not transforms.HAS_NATIVE_TRANSFORMS, reason="native transforms not built"
+)
+
+# (host_order, device_order, ndim) combinations the runtime uses, plus identities.
+LAYOUTS = [
+    ("NCHW", "NHWC", 4),
+    ("NCHW", "NHCW", 4),
+    ("NHWC", "NHCW", 4),
+    ("NHWC", "NHWC", 4),
+    ("NCHW", "NCHW", 4),
+    ("NHCW", "NHCW", 4),
+    ("NC", "NC", 2),
+    ("NCHW", "NC", 2),
+    ("NHW", "NHW", 3),
+]
+
+
+KERNEL_SETS = _native.kernel_sets() if transforms.HAS_NATIVE_TRANSFORMS else []
+
+
+@pytest.fixture(params=KERNEL_SETS)
+def kernel_set(request):
+    """Run the test with each instruction-set variant of the kernels this CPU supports."""
+    _native.use_kernel_set(request.param)
+    yield request.param
+    _native.use_kernel_set("auto")
+
+
+def _device_feature_len(shape: tuple[int, ...], host: str, device: str) -> int:
+    perm = transforms._perm(host, device, len(shape))
+    dev_shape = tuple(shape[i] for i in perm)
+    return dev_shape[transforms._feature_axis(device, len(shape))]
+
+
+def _quant(draw_data, n_features: int, dtype: str, per_feature: bool) -> QuantInfo:
+    qmax = float(np.iinfo(np.dtype(dtype)).max)
+    # Powers of two make x / scale + zp land exactly on .5 ties; others exercise real division.
+    scale_choices = [2.0**-4, 0.5, 1.0, 0.0137, 0.3, 3.7e-3]
+
+    def one_scale() -> float:
+        return draw_data.draw(st.sampled_from(scale_choices))
+
+    def one_zp() -> float:
+        return float(draw_data.draw(st.integers(0, int(qmax))))
+
+    zp, scale = one_zp(), one_scale()
+    q = QuantInfo(
+        zp=zp,
+        scale=scale,
+        limvals_min=(0.0 - zp) * scale,
+        limvals_max=(qmax - zp) * scale,
+    )
+    if per_feature:
+        q.scales = [one_scale() for _ in range(n_features)]
+        q.zps = [one_zp() for _ in range(n_features)]
+        # limvals that cut off some values but not all (clip must happen before the division)
+        q.limvals_min = -0.7 * max(q.scales) * qmax
+        q.limvals_max = 0.8 * max(q.scales) * qmax
+    return q
+
+
+def _values(rng: np.random.Generator, shape: tuple[int, ...], q: QuantInfo) -> np.ndarray:
+    scales = np.asarray(q.scales or [q.scale], dtype=np.float64)
+    span = float(scales.max()) * 300.0
+    x = rng.uniform(-span, span, size=shape)
+    # Exact half-way points k + 0.5 (in units of the per-tensor scale) for round-half-even.
+    ties = (rng.integers(-20, 300, size=shape) + 0.5 - q.zp) * q.scale
+    pick = rng.random(size=shape) < 0.3
+    x = np.where(pick, ties, x)
+    return x.astype(np.float32)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_to_and_from_device_match_reference(kernel_set, data):
+    host, device, ndim = data.draw(st.sampled_from(LAYOUTS))
+    dims = st.integers(1, 21)
+    shape = tuple([data.draw(st.integers(1, 2))] + [data.draw(dims) for _ in range(ndim - 1)])
+    dtype = data.draw(st.sampled_from(["uint8", "uint16"]))
+    per_feature = data.draw(st.booleans())
+    n_feat = _device_feature_len(shape, host, device)
+    q = _quant(data, n_feat, dtype, per_feature)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = _values(rng, shape, q)
+
+    expected = to_device_reference(x, q, dtype, host, device)
+    got = to_device(x, q, dtype, host, device)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+    dev = rng.integers(0, np.iinfo(np.dtype(dtype)).max + 1, size=expected.shape).astype(dtype)
+    back_expected = from_device_reference(dev, q, host, device)
+    back = from_device(dev, q, host, device)
+    assert back.dtype == np.float32 and back.shape == back_expected.shape
+    np.testing.assert_array_equal(back.view(np.uint32), back_expected.view(np.uint32))
+
+
+def test_fast_path_is_taken(monkeypatch):
+    """With the reference disabled, supported arguments still work (so they ran natively)."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("reference path used")
+
+    monkeypatch.setattr(transforms, "quantize", boom)
+    monkeypatch.setattr(transforms, "dequantize", boom)
+    q = QuantInfo(zp=3.0, scale=0.5, limvals_min=-1.5, limvals_max=126.0)
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    y = to_device(x, q, "uint8", "NCHW", "NHWC")
+    assert y.shape == (2, 4, 5, 3)
+    # independent expectation: element [n, h, w, c] = round(x[n, c, h, w] / 0.5 + 3), saturated
+    assert y[1, 2, 3, 1] == min(255, int(x[1, 1, 2, 3]) * 2 + 3)
+    back = from_device(y, q, "NCHW", "NHWC")
+    assert back.shape == x.shape
+    # int8 device values are not a native type: the reference runs
+    with pytest.raises(AssertionError, match="reference path used"):
+        from_device(y.astype(np.int8), q, "NCHW", "NHWC")
+
+
+def test_round_half_to_even_at_exact_ties(kernel_set):
+    q = QuantInfo(zp=0.0, scale=1.0, limvals_min=-10.0, limvals_max=300.0)
+    x = np.array(
+        [[0.5, 1.5, 2.5, 3.5, -0.5, 253.5, 254.5, 255.5, 0.49999997, 2.5000002]], np.float32
+    )
+    expected = np.array([[0, 2, 2, 4, 0, 254, 254, 255, 0, 3]], np.uint8)
+    np.testing.assert_array_equal(to_device(x, q, "uint8", "NC", "NC"), expected)
+    np.testing.assert_array_equal(to_device_reference(x, q, "uint8", "NC", "NC"), expected)
+    # with a scale: x / 0.25 + 1 = 1.5 -> 2, 2.5 -> 2, 3.5 -> 4
+    q2 = QuantInfo(zp=1.0, scale=0.25, limvals_min=-10.0, limvals_max=10.0)
+    x2 = np.array([[0.125, 0.375, 0.625]], np.float32)
+    np.testing.assert_array_equal(
+        to_device(x2, q2, "uint16", "NC", "NC"), np.array([[2, 2, 4]], np.uint16)
+    )
+
+
+def test_clip_happens_before_division_and_saturates():
+    # limvals [-1, 2], scale 0.01, zp 100: 5.0 clips to 2 -> 300 -> saturates to 255 (uint8)
+    # but stays 300 for uint16; -3 clips to -1 -> 0.
+    q = QuantInfo(zp=100.0, scale=0.01, limvals_min=-1.0, limvals_max=2.0)
+    x = np.array([[5.0, -3.0, 0.0, 1.0]], np.float32)
+    np.testing.assert_array_equal(to_device(x, q, "uint8", "NC", "NC"), [[255, 0, 100, 200]])
+    np.testing.assert_array_equal(to_device(x, q, "uint16", "NC", "NC"), [[300, 0, 100, 200]])
+
+
+def test_nan_and_inf(kernel_set):
+    """inf is clipped to the limvals; NaN quantizes to 0, as numpy's cast does on this host."""
+    q = QuantInfo(zp=100.0, scale=0.01, limvals_min=-1.0, limvals_max=2.0)
+    payload_nan = np.frombuffer(np.uint32(0x7FC01234).tobytes(), np.float32)[0]
+    specials = np.array([np.nan, np.inf, -np.inf, -np.nan, payload_nan, 1.0], np.float32)
+    # long enough for the vector loops, with a scalar tail
+    x = np.tile(specials, 13)[None, :]
+    for dtype, top in (("uint8", 255), ("uint16", 300)):
+        got = to_device(x, q, dtype, "NC", "NC")
+        np.testing.assert_array_equal(got, np.tile([0, top, 0, 0, 0, 200], 13)[None, :])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = to_device_reference(x, q, dtype, "NC", "NC")
+        np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_every_integer_value_round_trips(kernel_set, dtype):
+    """x = k with scale 1 and zp 0 quantizes to k for every representable k (vector packing)."""
+    top = np.iinfo(np.dtype(dtype)).max
+    q = QuantInfo(zp=0.0, scale=1.0, limvals_min=0.0, limvals_max=float(top))
+    k = np.arange(top + 1, dtype=np.int64)
+    got = to_device(k.astype(np.float32)[None, :], q, dtype, "NC", "NC")
+    np.testing.assert_array_equal(got[0], k)
+    back = from_device(got, q, "NC", "NC")
+    np.testing.assert_array_equal(back[0], k.astype(np.float32))
+
+
+def test_dequantize_per_feature_values():
+    q = QuantInfo(scales=[0.5, 2.0, 0.25], zps=[1.0, 0.0, 8.0])
+    dev = np.array([[[[3, 4, 8], [1, 0, 0]]]], np.uint8)  # NHWC (1, 1, 2, 3)
+    got = from_device(dev, q, "NCHW", "NHWC")
+    expected = np.array([[[[1.0, 0.0]], [[8.0, 0.0]], [[0.0, -2.0]]]], np.float32)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "host,device,shape",
+    [
+        ("NCHW", "NHWC", (2, 5, 301, 257)),
+        ("NCHW", "NHCW", (1, 7, 203, 311)),
+        ("NHWC", "NHWC", (1, 347, 411, 3)),
+        ("NCHW", "NHWC", (1, 80, 97, 83)),  # a detector head: 16x16 SIMD transposes + tails
+        ("NHWC", "NHCW", (1, 301, 467, 3)),  # few channels: whole-tile blocks, de-interleaving
+        ("NCHW", "NHWC", (1, 3, 431, 347)),
+    ],
+)
+def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, shape):
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 2, size=shape).astype(np.float32)
+    n_feat = _device_feature_len(shape, host, device)
+    q = QuantInfo(
+        zp=128.0,
+        scale=0.02,
+        limvals_min=-2.56,
+        limvals_max=2.54,
+        scales=list(rng.uniform(0.01, 0.03, n_feat)),
+        zps=list(rng.integers(100, 150, n_feat).astype(float)),
+    )
+    # bytes touched: float32 in, uint8 out; this size is split when two threads are asked for
+    assert _native.transform_threads(2, x.nbytes + x.size) == 2
+    expected = to_device_reference(x, q, "uint8", host, device)
+    for threads in (1, 2, 0):
+        np.testing.assert_array_equal(
+            to_device(x, q, "uint8", host, device, threads=threads), expected
+        )
+    for dev in (expected, expected.astype(np.uint16) * 257):
+        back_expected = from_device_reference(dev, q, host, device)
+        for threads in (1, 2):
+            back = from_device(dev, q, host, device, threads=threads)
+            np.testing.assert_array_equal(back.view(np.uint32), back_expected.view(np.uint32))
+
+
+def test_kernel_sets():
+    sets = _native.kernel_sets()
+    assert "baseline" in sets and _native.kernel_set() == sets[-1]
+    with pytest.raises(ValueError, match="not available"):
+        _native.use_kernel_set("no-such-isa")
+
+
+def test_small_tensors_use_one_thread():
+    assert _native.transform_threads(8, 4000) == 1
+    assert _native.transform_threads(1, 1 << 30) == 1
+    assert _native.transform_threads(0, 1 << 30) >= 1
+
+
+def test_concurrent_calls_from_python_threads():
+    rng = np.random.default_rng(3)
+    q = QuantInfo(zp=10.0, scale=0.05, limvals_min=-0.5, limvals_max=12.25)
+    inputs = [rng.normal(2, 3, size=(1, 3, 97, 131)).astype(np.float32) for _ in range(4)]
+    expected = [to_device_reference(x, q) for x in inputs]
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(20):
+                np.testing.assert_array_equal(to_device(inputs[i], q), expected[i])
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_out_buffers():
+    q = QuantInfo(zp=0.0, scale=0.1, limvals_min=0.0, limvals_max=25.5)
+    x = np.linspace(0, 30, 2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    expected = to_device_reference(x, q)
+    out = np.empty((2, 4, 5, 3), np.uint8)
+    assert to_device(x, q, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    # a non-contiguous out is filled through the reference
+    big = np.zeros((2, 4, 5, 6), np.uint8)
+    res = to_device(x, q, out=big[..., ::2])
+    np.testing.assert_array_equal(big[..., ::2], expected)
+    assert res.base is big
+    with pytest.raises(ValueError, match="out"):
+        to_device(x, q, out=np.empty((2, 4, 5, 4), np.uint8))
+    with pytest.raises(ValueError, match="out"):
+        to_device(x, q, out=np.empty((2, 4, 5, 3), np.uint16))
+    back = np.empty(x.shape, np.float32)
+    assert from_device(expected, q, out=back) is back
+    with pytest.raises(ValueError, match="out"):
+        from_device(expected, q, out=np.empty((2, 3, 4, 6), np.float32))
+    # non-contiguous inputs are accepted (copied first)
+    np.testing.assert_array_equal(to_device(np.asfortranarray(x), q), expected)
+    with pytest.raises(ValueError):
+        to_device(x, q, threads=-1)
+
+
+S = np.array([0.5], np.float32)
+Z = np.array([1.0], np.float32)
+
+
+def _raw_to_device(x, out, host="NCHW", device="NHWC", scales=S, zps=Z, threads=0):
+    _native.to_device(x, out, host, device, scales, zps, -1.0, 1.0, threads)
+
+
+class TestNativeBoundChecks:
+    def test_wrong_dtypes_are_type_errors(self):
+        x = np.zeros((1, 3, 4, 5), np.float32)
+        with pytest.raises(TypeError, match="float32"):
+            _raw_to_device(x.astype(np.float64), np.zeros((1, 4, 5, 3), np.uint8))
+        with pytest.raises(TypeError, match="uint8 or uint16"):
+            _raw_to_device(x, np.zeros((1, 4, 5, 3), np.int8))
+        with pytest.raises(TypeError, match="float32"):
+            _raw_to_device(x.astype(">f4"), np.zeros((1, 4, 5, 3), np.uint8))
+        with pytest.raises(TypeError, match="numpy array"):
+            _raw_to_device([[1.0]], np.zeros((1, 1), np.uint8))
+        with pytest.raises(TypeError, match="uint8 or uint16"):
+            _native.from_device(x, np.zeros((1, 3, 4, 5), np.float32), "NCHW", "NHWC", S, Z)
+        with pytest.raises(TypeError, match="float32"):
+            _native.from_device(
+                np.zeros((1, 4, 5, 3), np.uint8), np.zeros((1, 3, 4, 5)), "NCHW", "NHWC", S, Z
+            )
+
+    def test_wrong_shapes_and_layouts_are_value_errors(self):
+        x = np.zeros((1, 3, 4, 5), np.float32)
+        with pytest.raises(ValueError, match="expected shape"):
+            _raw_to_device(x, np.zeros((1, 3, 4, 5), np.uint8))
+        with pytest.raises(ValueError, match="expected shape"):
+            _raw_to_device(x, np.zeros((1, 4, 5, 3, 1), np.uint8))
+        with pytest.raises(ValueError, match="no transform"):
+            _raw_to_device(x, np.zeros((1, 4, 5, 3), np.uint8), host="NHWC", device="NCHW_X")
+        with pytest.raises(ValueError, match="per-feature"):
+            _raw_to_device(
+                x,
+                np.zeros((1, 4, 5, 3), np.uint8),
+                scales=np.ones(4, np.float32),
+                zps=np.ones(4, np.float32),
+            )
+        with pytest.raises(ValueError, match="zero points"):
+            _raw_to_device(x, np.zeros((1, 4, 5, 3), np.uint8), scales=np.ones(3, np.float32))
+        with pytest.raises(ValueError, match="non-empty"):
+            _raw_to_device(
+                x,
+                np.zeros((1, 4, 5, 3), np.uint8),
+                scales=np.ones(0, np.float32),
+                zps=np.ones(0, np.float32),
+            )
+        with pytest.raises(ValueError, match="threads"):
+            _raw_to_device(x, np.zeros((1, 4, 5, 3), np.uint8), threads=-2)
+        with pytest.raises(ValueError, match="expected shape"):
+            _native.from_device(
+                np.zeros((1, 4, 5, 3), np.uint8),
+                np.zeros((1, 3, 5, 4), np.float32),
+                "NCHW",
+                "NHWC",
+                S,
+                Z,
+            )
+
+    def test_bad_memory_layouts_are_value_errors(self):
+        x = np.zeros((1, 3, 4, 10), np.float32)
+        with pytest.raises(ValueError, match="C-contiguous"):
+            _raw_to_device(x[..., ::2], np.zeros((1, 4, 5, 3), np.uint8))
+        out = np.zeros((1, 4, 10, 3), np.uint8)
+        out.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            _raw_to_device(x, out)
+        with pytest.raises(ValueError, match="C-contiguous"):
+            _raw_to_device(x, np.zeros((1, 4, 10, 6), np.uint8)[..., ::2])
+        raw = np.zeros(4 * 30 + 1, np.uint8)
+        unaligned = raw[1:].view(np.float32).reshape(1, 3, 10)
+        with pytest.raises(ValueError, match="aligned"):
+            _native.to_device(unaligned, np.zeros((1, 3, 10), np.uint8), "NC", "NC", S, Z, 0.0, 1.0)
+        # out overlapping the input
+        buf = np.zeros(2 * 3 * 10, np.float32)
+        with pytest.raises(ValueError, match="overlaps"):
+            _native.to_device(
+                buf[:30].reshape(3, 10),
+                buf.view(np.uint8)[:30].reshape(3, 10),
+                "NC",
+                "NC",
+                S,
+                Z,
+                0.0,
+                1.0,
+            )
+
+    def test_empty_tensors(self):
+        x = np.zeros((0, 3, 4, 5), np.float32)
+        out = np.zeros((0, 4, 5, 3), np.uint8)
+        _raw_to_device(x, out)
+        q = QuantInfo()
+        assert to_device(x, q).shape == (0, 4, 5, 3)
+        assert from_device(out, q).shape == (0, 3, 4, 5)
+
+
+def test_gil_is_released_during_the_kernel():
+    """While a thread runs native transforms, another Python thread keeps running.
+
+    The worker reads the main thread's counter just before and just after each call: a call
+    that held the GIL would see it unchanged (deterministically, while the calls take less than
+    the 50 ms switch interval).
+    """
+    x = np.random.default_rng(0).normal(size=(1, 3, 1280, 1280)).astype(np.float32)
+    out = np.empty((1, 1280, 1280, 3), np.uint8)
+    q = QuantInfo(zp=128.0, scale=0.02, limvals_min=-2.56, limvals_max=2.54)
+    params = transforms._native_params(q)
+    assert params is not None
+    state = {"counter": 0, "progress": None, "done": False}
+
+    def work() -> None:
+        progress = 0
+        for _ in range(5):
+            before = state["counter"]
+            _native.to_device(x, out, "NCHW", "NHWC", *params, 1)
+            progress += state["counter"] - before  # main ran *during* the call
+        state["progress"] = progress
+        state["done"] = True
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.05)
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        while not state["done"]:
+            state["counter"] += 1
+        worker.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert state["progress"] > 0
