@@ -97,17 +97,26 @@ def feeds(n: int, seed: int = 3) -> list[dict[str, np.ndarray]]:
     return [{"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)} for _ in range(n)]
 
 
-def pipeline_threads() -> list[threading.Thread]:
-    """Stage threads of pipelines (the emulator's device-queue threads live until close)."""
-    return [
-        t
-        for t in threading.enumerate()
-        if t.name.startswith("hailo-ort") and "emulator" not in t.name
-    ]
+_EARLIER: set[threading.Thread] = set()
+
+
+@pytest.fixture(autouse=True)
+def _threads_before() -> None:
+    """Threads of sessions from earlier tests (closed by the garbage collector) do not count."""
+    _EARLIER.clear()
+    _EARLIER.update(threading.enumerate())
 
 
 def hailo_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("hailo-ort")]
+    """hailo-ort threads started during this test and still running."""
+    return [
+        t for t in threading.enumerate() if t.name.startswith("hailo-ort") and t not in _EARLIER
+    ]
+
+
+def pipeline_threads() -> list[threading.Thread]:
+    """Pipeline stage threads (the emulator's device-queue threads live until session close)."""
+    return [t for t in hailo_threads() if "emulator" not in t.name]
 
 
 def assert_same(got: list[np.ndarray], want: list[np.ndarray]) -> None:
