@@ -13,7 +13,7 @@ achieved throughput with sequential ``run``, ``stream`` and ``run_async``. CPU s
 one onnxruntime thread each, so a stage measured alone uses what it gets in the pipeline.
 Prints a table and writes JSON (``--json-out``).
 
-    python benchmarks/pipelining.py [--latency-ms 50] [--requests 160] [--json-out FILE]
+    python benchmarks/pipelining.py [--latency-ms 50] [--requests 96] [--repeats 3] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def run_async(sess: hailo_ort.InferenceSession, frames: list[np.ndarray], in_fli
     return len(frames) / (time.perf_counter() - start)
 
 
-def bench_batch(path: Path, batch: int, latency_ms: float, requests: int) -> dict:
+def bench_batch(path: Path, batch: int, latency_ms: float, requests: int, repeats: int) -> dict:
     sess = open_session(path, batch, latency_ms)
     frames = images(requests, seed=2)
     for x in frames[:3]:
@@ -206,32 +206,42 @@ def bench_batch(path: Path, batch: int, latency_ms: float, requests: int) -> dic
     want = [sess.run(None, {"image": x})[0] for x in frames[:4]]
     got = list(sess.stream({"image": x} for x in frames[:4]))
     assert all(np.array_equal(g[0], w) for g, w in zip(got, want))
-    stages = stage_alone(sess, frames[: max(batch, 16)], batch)
+    in_flight = 2 * batch + 6
+    # Other processes share the cores: every figure is the best of `repeats` rounds (the
+    # fastest time of each stage alone, the highest throughput of each mode).
+    stages: dict[str, float] = {}
+    fps = {"sequential": 0.0, "stream": 0.0, "run_async": 0.0}
+    for _ in range(repeats):
+        for name, seconds in stage_alone(sess, frames[: max(batch, 16)], batch).items():
+            stages[name] = min(seconds, stages.get(name, seconds))
+        fps["sequential"] = max(fps["sequential"], sequential(sess, frames))
+        fps["stream"] = max(fps["stream"], streamed(sess, frames))
+        fps["run_async"] = max(fps["run_async"], run_async(sess, frames, in_flight))
+    sess.close()
     slowest = max(stages, key=stages.__getitem__)
     ideal = 1.0 / stages[slowest]
-    in_flight = 2 * batch + 6
-    row = {
+    cpu_ms = 1000.0 * sum(v for k, v in stages.items() if not k.endswith(":device"))
+    best = max(fps["stream"], fps["run_async"])
+    return {
         "batch": batch,
         "stage_ms_per_frame": {k: v * 1000.0 for k, v in stages.items()},
         "slowest_stage": slowest,
         "ideal_fps": ideal,
-        "cpu_ms_per_frame": 1000.0 * sum(v for k, v in stages.items() if not k.endswith(":device")),
-        "sequential_fps": sequential(sess, frames),
-        "stream_fps": streamed(sess, frames),
-        "run_async_fps": run_async(sess, frames, in_flight),
+        "cpu_ms_per_frame": cpu_ms,
+        "sequential_fps": fps["sequential"],
+        "stream_fps": fps["stream"],
+        "run_async_fps": fps["run_async"],
         "run_async_in_flight": in_flight,
+        "pipelined_vs_ideal": best / ideal,
+        "stream_vs_ideal": fps["stream"] / ideal,
     }
-    best = max(row["stream_fps"], row["run_async_fps"])
-    row["pipelined_vs_ideal"] = best / ideal
-    row["stream_vs_ideal"] = row["stream_fps"] / ideal
-    sess.close()
-    return row
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=50.0, help="device latency per batch")
-    parser.add_argument("--requests", type=int, default=160, help="requests per measurement")
+    parser.add_argument("--requests", type=int, default=96, help="requests per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (best of)")
     parser.add_argument("--batches", default="1,8", help="device batch sizes to measure")
     parser.add_argument(
         "--json-out", type=Path, default=Path(__file__).with_name("pipelining.json")
@@ -240,12 +250,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hailo-ort-pipelining-") as tmp:
         path = compile_model(Path(tmp))
         rows = [
-            bench_batch(path, int(b), args.latency_ms, args.requests)
+            bench_batch(path, int(b), args.latency_ms, args.requests, args.repeats)
             for b in args.batches.split(",")
         ]
     print(
         f"emulator, modelled device latency {args.latency_ms} ms per batch; "
-        f"{args.requests} requests; {os.cpu_count()} CPU cores"
+        f"{args.requests} requests, best of {args.repeats}; {os.cpu_count()} CPU cores"
     )
     for r in rows:
         stage_text = ", ".join(f"{k} {v:.2f}" for k, v in r["stage_ms_per_frame"].items())
@@ -267,6 +277,7 @@ def main() -> int:
         "benchmark": "pipelining",
         "latency_ms": args.latency_ms,
         "requests": args.requests,
+        "repeats": args.repeats,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__,
