@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -14,7 +15,7 @@ from pipeline_models import two_partition_model
 
 import hailo_ort
 from hailo_ort.cli import main
-from hailo_ort.cli.commands.bench import random_feed
+from hailo_ort.cli.commands.bench import _Progress, random_feed
 from hailo_ort.errors import ModelError
 from hailo_ort.runtime.session import NodeArg
 
@@ -160,3 +161,23 @@ def test_random_feed_follows_types_and_shapes() -> None:
         random_feed(inputs, {"nope": [1]})
     with pytest.raises(ModelError, match="does not fit"):
         random_feed(inputs, {"ids": [3, 3]})
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_line_only_on_a_terminal() -> None:
+    for tty in (True, False):
+        stream = _Stream(tty)
+        progress = _Progress(stream)
+        progress.show("latency", 12, 0.5, 1.0)
+        progress.clear()
+        text = stream.getvalue()
+        assert ("latency: 12 requests" in text) is tty
+        assert (text == "") is (not tty)

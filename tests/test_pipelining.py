@@ -326,3 +326,28 @@ def test_stream_arguments_are_checked(compiled: bytes) -> None:
     sess.close()
     with pytest.raises(HailoOrtError):
         sess.stream(feeds(1))
+
+
+def test_a_silent_device_times_out_that_request_only(
+    compiled: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = EmulatedPartition.infer_async
+
+    def infer_async(self, inputs, callback, timeout_ms):
+        if any(frame.min() == frame.max() for v in inputs.values() for frame in v):
+            return  # a device that never answers (a test double)
+        real(self, inputs, callback, timeout_ms)
+
+    sess = emulator(compiled, fallback="error", timeout_ms=100)
+    inputs = feeds(4, seed=8)
+    want = [sess.run(None, f) for f in inputs]
+    monkeypatch.setattr(EmulatedPartition, "infer_async", infer_async)
+    mixed = [inputs[0], {"x": np.ones((1, 3, 20, 20), np.float32)}, *inputs[1:]]
+    start = time.monotonic()
+    got = list(sess.stream(mixed, errors="return"))
+    assert time.monotonic() - start < 10
+    assert isinstance(got[1], DeviceError) and "did not answer" in str(got[1])
+    for g, w in zip([got[0], *got[2:]], want):
+        assert_same(g, w)
+    sess.close()
+    assert not hailo_threads()
