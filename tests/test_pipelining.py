@@ -351,3 +351,25 @@ def test_a_silent_device_times_out_that_request_only(
         assert_same(g, w)
     sess.close()
     assert not hailo_threads()
+
+
+def test_a_partition_that_cannot_load_streams_through_its_float_body(
+    compiled: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hailo_ort.runtime.devices.emulator import EmulatorDevice
+
+    real = EmulatorDevice.load
+
+    def load(self, part, batch_size=1):
+        if part.partition.index == 1:
+            raise DeviceError("cannot load (test double)")
+        return real(self, part, batch_size)
+
+    monkeypatch.setattr(EmulatorDevice, "load", load)
+    sess = emulator(compiled, batch_size=4, latency_ms=10)
+    assert len(sess.device_nodes) == 1
+    inputs = feeds(6, seed=12)
+    want = [sess.run(None, f) for f in inputs]
+    for g, w in zip(sess.stream(inputs), want):
+        assert_same(g, w)
+    sess.close()

@@ -206,6 +206,8 @@ class Pipeline:
 
     def _submit_worker(self, step: DeviceStep, inflight: _Stage) -> Callable[[Any, _Stage], None]:
         carry: list[Any] = []
+        # A step without a device runs its float body per request (its shapes may be static).
+        limit = self._batch if step.loaded is not None else 1
 
         def take(stage: _Stage) -> Any:
             return carry.pop() if carry else stage.queue.get()
@@ -226,7 +228,7 @@ class Pipeline:
             jobs, parts = [first], [xs]
             total = first.frames
             # Gather requests already waiting into one device batch (same frame shapes).
-            while 0 < total < self._batch:
+            while 0 < total < limit:
                 try:
                     nxt = carry.pop() if carry else stage.queue.get_nowait()
                 except queue.Empty:
@@ -243,7 +245,7 @@ class Pipeline:
                     carry.append(nxt)  # fails on its own, next round
                     break
                 nxt.frames = _frames(nxs)
-                if nxt.frames <= 0 or total + nxt.frames > self._batch or not _stackable(xs, nxs):
+                if nxt.frames <= 0 or total + nxt.frames > limit or not _stackable(xs, nxs):
                     carry.append(nxt)
                     break
                 jobs.append(nxt)
