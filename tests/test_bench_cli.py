@@ -90,6 +90,13 @@ def test_bench_auto_without_a_device_uses_the_emulator_for_emulated_models(capsy
     assert "emulator" in captured.err
 
 
+def test_bench_on_an_absent_hailort_device_is_an_error(capsys, models) -> None:
+    _, compiled = models
+    assert main(["bench", str(compiled), "--device", "hailort", *SHORT]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hailo-ort bench: error:") and "hailo" in err.lower()
+
+
 def test_bench_on_the_cpu(capsys, models) -> None:
     plain, compiled = models
     result = bench(capsys, str(plain))

@@ -196,7 +196,9 @@ def _open(args: argparse.Namespace, model: Any, emulated_example: bool) -> tuple
         )
 
     def session(dev: str) -> Any:
-        options = {"device": dev, "batch_size": args.batch}
+        # A device asked for by name must run the model: no silent fallback to the CPU.
+        fallback = "cpu" if dev == "auto" else "error"
+        options: dict[str, Any] = {"device": dev, "batch_size": args.batch, "fallback": fallback}
         if args.emulator_latency_ms:
             options["latency_ms"] = args.emulator_latency_ms
         specs: list[Any] = [
