@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from ..hailoop.types import CompiledPartition, StreamSpec
 from ..quant import QuantInfo
 from .devices.base import Device, DeviceOutputs, LoadedPartition
 from .providers import HailoOptions
+from .timing import StageTimer
 
 _log = logging.getLogger("hailo_ort")
 _logged: set[str] = set()
@@ -205,12 +207,17 @@ class CpuStep:
         self.inputs = inputs
         self.outputs = outputs
         self.session = make_session(model)
+        self.timer: StageTimer | None = None
 
     def run(self, values: dict[str, Any], run_options: Any = None) -> None:
+        timer = self.timer
+        start = time.perf_counter() if timer is not None else 0.0
         result = self.session.run(
             self.outputs, {name: values[name] for name in self.inputs}, run_options
         )
         values.update(zip(self.outputs, result))
+        if timer is not None:
+            timer.add(self.name, time.perf_counter() - start)
 
 
 class _BufferPool:
@@ -242,6 +249,49 @@ def _raw_quant(dtype: str) -> QuantInfo:
     return QuantInfo(zp=0.0, scale=1.0, limvals_min=float(info.min), limvals_max=float(info.max))
 
 
+class DeviceRequest:
+    """One request on a device step: its inputs, device buffers and per-batch results."""
+
+    def __init__(self, xs: list[np.ndarray]) -> None:
+        self.xs = xs
+        self.frames = 0
+        self.buffers: list[np.ndarray] = []
+        self.results: list[DeviceOutputs | None] = []
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.wait_s = 0.0
+        self.t_submit = 0.0
+        self.t_done = 0.0
+        self._remaining = 0
+        self._lock = threading.Lock()
+
+    def expect(self, batches: int) -> None:
+        self.results = [None] * batches
+        self._remaining = batches
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = exc
+        self.done.set()
+
+    def callback(self, index: int) -> Any:
+        def finished(out: DeviceOutputs | None, err: BaseException | None) -> None:
+            with self._lock:
+                if err is not None:
+                    if self.error is None:
+                        self.error = err
+                else:
+                    self.results[index] = out
+                self._remaining -= 1
+                last = self._remaining == 0
+            if last:
+                self.t_done = time.perf_counter()
+                self.done.set()
+
+        return finished
+
+
 class DeviceStep:
     """A HailoOp node: run on a device, or on the CPU through its float fallback body."""
 
@@ -262,6 +312,7 @@ class DeviceStep:
         self._fallback: Any = None
         self._fallback_lock = threading.Lock()
         self._pool = _BufferPool()
+        self.timer: StageTimer | None = None
 
     # -- CPU fallback ---------------------------------------------------------------------
     def _fallback_session(self) -> Any:
@@ -302,68 +353,95 @@ class DeviceStep:
             y = y.reshape(host_shape)
         return y
 
-    def _run_device(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+    def start(self, xs: list[np.ndarray]) -> DeviceRequest:
+        """Convert ``xs`` to device buffers and submit them; never raises (see complete)."""
+        request = DeviceRequest(xs)
+        if self.loaded is None:
+            return request  # runs on the CPU in complete()
+        try:
+            self._submit(request)
+        except Exception as exc:
+            request.fail(exc)
+        return request
+
+    def _submit(self, request: DeviceRequest) -> None:
         loaded = self.loaded
         assert loaded is not None
+        xs = request.xs
         frames = {int(x.shape[0]) if x.ndim else 1 for x in xs}
         if len(frames) != 1:
             raise DeviceError(f"{self.name}: inputs disagree on the batch size {sorted(frames)}")
-        n = frames.pop()
+        n = request.frames = frames.pop()
+        timer = self.timer
+        t0 = time.perf_counter() if timer is not None else 0.0
         specs_in = self.site.compiled.inputs
-        bufs = [self._to_device(spec, x, n) for spec, x in zip(specs_in, xs)]
+        bufs = request.buffers = [self._to_device(spec, x, n) for spec, x in zip(specs_in, xs)]
         step = max(1, int(loaded.batch_size))
         starts = list(range(0, n, step)) or [0]
-        results: list[DeviceOutputs | None] = [None] * len(starts)
-        errors: list[BaseException] = []
-        remaining = [len(starts)]
-        done = threading.Event()
-        lock = threading.Lock()
-
-        def callback_for(i: int):
-            def finished(out: DeviceOutputs | None, err: BaseException | None) -> None:
-                with lock:
-                    if err is not None:
-                        errors.append(err)
-                    else:
-                        results[i] = out
-                    remaining[0] -= 1
-                    if remaining[0] == 0:
-                        done.set()
-
-            return finished
-
+        request.expect(len(starts))
+        if timer is not None:
+            request.t_submit = time.perf_counter()
+            timer.add(f"{self.name}:to_device", request.t_submit - t0)
         timeout_ms = self.options.timeout_ms
-        for i, start in enumerate(starts):
-            chunk = {spec.vstream: buf[start : start + step] for spec, buf in zip(specs_in, bufs)}
+        request.wait_s = timeout_ms * len(starts) / 1000.0 + 0.5
+        for i, first in enumerate(starts):
+            chunk = {spec.vstream: buf[first : first + step] for spec, buf in zip(specs_in, bufs)}
             try:
-                loaded.infer_async(chunk, callback_for(i), timeout_ms)
+                loaded.infer_async(chunk, request.callback(i), timeout_ms)
             except BaseException as exc:
-                callback_for(i)(None, exc)
-        # The device enforces the per-batch timeout; this bound keeps a silent device from hanging.
-        if not done.wait(timeout_ms * len(starts) / 1000.0 + 0.5):
-            raise DeviceError(f"{self.name}: the device did not answer within {timeout_ms} ms")
-        self._pool.release(bufs)
-        if errors:
-            raise errors[0]
+                request.callback(i)(None, exc)
+
+    def _finish_device(self, request: DeviceRequest) -> list[np.ndarray]:
+        if request.error is None and not request.done.wait(request.wait_s):
+            # The device enforces the per-batch timeout; this bound keeps a silent device
+            # from hanging the request.
+            raise DeviceError(
+                f"{self.name}: the device did not answer within {self.options.timeout_ms} ms"
+            )
+        if request.buffers:
+            self._pool.release(request.buffers)
+            request.buffers = []
+        if request.error is not None:
+            raise request.error
+        timer = self.timer
+        if timer is not None:
+            timer.add(f"{self.name}:device", request.t_done - request.t_submit)
+            t0 = time.perf_counter()
+        n = request.frames
         outputs = []
         for spec in self.site.compiled.outputs:
-            parts = [r[spec.vstream] for r in results if r is not None and spec.vstream in r]
-            if len(parts) != len(starts):
+            parts = [
+                r[spec.vstream] for r in request.results if r is not None and spec.vstream in r
+            ]
+            if len(parts) != len(request.results):
                 raise DeviceError(f"{self.name}: the device returned no {spec.vstream}")
             q = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
             outputs.append(self._from_device(spec, q, n))
+        if timer is not None:
+            timer.add(f"{self.name}:from_device", time.perf_counter() - t0)
         return outputs
+
+    def complete(self, request: DeviceRequest) -> list[np.ndarray]:
+        """Wait for a started request and return its host outputs (CPU fallback on failure)."""
+        if self.loaded is None:
+            return self._timed_fallback(request.xs)
+        try:
+            return self._finish_device(request)
+        except Exception as exc:
+            return self._on_device_failure(exc, request.xs)
+
+    def _timed_fallback(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        timer = self.timer
+        if timer is None:
+            return self._run_fallback(xs)
+        t0 = time.perf_counter()
+        ys = self._run_fallback(xs)
+        timer.add(f"{self.name}:cpu_fallback", time.perf_counter() - t0)
+        return ys
 
     def run(self, values: dict[str, Any], run_options: Any = None) -> None:
         xs = [np.asarray(values[name]) for name in self.inputs]
-        if self.loaded is None:
-            ys = self._run_fallback(xs)
-        else:
-            try:
-                ys = self._run_device(xs)
-            except Exception as exc:
-                ys = self._on_device_failure(exc, xs)
-        values.update(zip(self.outputs, ys))
+        values.update(zip(self.outputs, self.complete(self.start(xs))))
 
     def _on_device_failure(self, exc: Exception, xs: list[np.ndarray]) -> list[np.ndarray]:
         if self.options.fallback == "cpu" and self.site.has_fallback:
@@ -375,7 +453,7 @@ class DeviceStep:
             _log.debug(
                 "HailoOp %s: device failed (%s); ran this request on the CPU", self.name, exc
             )
-            return self._run_fallback(xs)
+            return self._timed_fallback(xs)
         if isinstance(exc, HailoOrtError) and not isinstance(exc, DeviceError):
             raise exc
         hint = (
@@ -462,6 +540,7 @@ class Plan:
                         DeviceStep(site, loaded.get(n.name), options, self._fallback_model)
                     )
         self.steps = steps
+        self._timer: StageTimer | None = None
         self.output_names = graph_outputs
         for site in sites:
             for x in site.node.input:
@@ -518,6 +597,17 @@ class Plan:
             name=f"{site.name}_fallback",
         )
         return self._make_session(sub)
+
+    @property
+    def timer(self) -> StageTimer | None:
+        """The per-stage timer (None: timing is off)."""
+        return self._timer
+
+    @timer.setter
+    def timer(self, timer: StageTimer | None) -> None:
+        self._timer = timer
+        for step in self.steps:
+            step.timer = timer
 
     @property
     def on_device(self) -> list[str]:

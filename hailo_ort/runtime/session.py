@@ -15,8 +15,9 @@ import ctypes
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -29,6 +30,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from ..errors import CalibrationError, CompileError, DeviceError, HailoOrtError, ModelError
 from .devices import open_device
 from .devices.base import Device
+from .pipeline import Job, Pipeline
 from .plan import (
     Plan,
     check_model_graph,
@@ -49,6 +51,7 @@ from .providers import (
     fork_provider_available,
     split_providers,
 )
+from .timing import StageStats, StageTimer
 
 _log = logging.getLogger("hailo_ort")
 
@@ -169,17 +172,22 @@ def _model_error(exc: Exception) -> Exception:
     return cls(str(exc))
 
 
-_async_pool: ThreadPoolExecutor | None = None
-_async_lock = threading.Lock()
+class _WholeModelStep:
+    """A session without a plan as one pipeline stage (pass-through streaming)."""
 
+    name = "onnxruntime"
 
-def _executor() -> ThreadPoolExecutor:
-    global _async_pool
-    if _async_pool is None:
-        with _async_lock:
-            if _async_pool is None:
-                _async_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hailo-ort-run")
-    return _async_pool
+    def __init__(self, session: onnxruntime.InferenceSession, outputs: Sequence[str] | None):
+        self.session = session
+        self.outputs = list(outputs) if outputs else [o.name for o in session.get_outputs()]
+
+    def run(self, values: dict[str, Any], run_options: Any = None) -> None:
+        try:
+            result = self.session.run(self.outputs, values, run_options)
+        except (InvalidArgument, ValueError) as exc:
+            raise _feed_error(exc) from None
+        values.clear()
+        values.update(zip(self.outputs, result))
 
 
 class InferenceSession:
@@ -203,6 +211,10 @@ class InferenceSession:
         self._ort: onnxruntime.InferenceSession | None = None
         self._plan: Plan | None = None
         self._device: Device | None = None
+        self._timer: StageTimer | None = None
+        self._pipeline: Pipeline | None = None
+        self._pipeline_lock = threading.Lock()
+        self._streams: weakref.WeakSet[Pipeline] = weakref.WeakSet()
         self._ort_arg, self._model, self._path = _load(path_or_bytes)
         self._build(split_providers(providers, provider_options))
 
@@ -268,6 +280,7 @@ class InferenceSession:
                 self._run_on_cpu(sites, f"no partition loads on the {device.kind} device", choice)
                 return
             self._plan = Plan(full, sites, loaded, options, self._plan_session(choice))
+            self._plan.timer = self._timer
         except BaseException:
             device.close()
             raise
@@ -395,10 +408,15 @@ class InferenceSession:
         """Compute the outputs ``output_names`` (all when None) for ``input_feed``."""
         plan = self._plan
         if plan is None:
+            timer = self._timer
+            start = time.perf_counter() if timer is not None else 0.0
             try:
-                return self._ort.run(output_names, input_feed, run_options)  # type: ignore[union-attr]
+                result = self._ort.run(output_names, input_feed, run_options)  # type: ignore[union-attr]
             except (InvalidArgument, ValueError) as exc:
                 raise _feed_error(exc) from None
+            if timer is not None:
+                timer.add("onnxruntime", time.perf_counter() - start)
+            return result
         names, feeds = self._check(output_names, input_feed)
         return plan.run(names, feeds, run_options)
 
@@ -420,15 +438,155 @@ class InferenceSession:
             return
         names, feeds = self._check(output_names, input_feed)
 
-        def work() -> None:
-            try:
-                outputs = plan.run(names, feeds, run_options)
-            except Exception as exc:
-                callback([], user_data, str(exc))
-                return
-            callback(outputs, user_data, "")
+        def done(outputs: list[Any] | None, error: BaseException | None) -> None:
+            if error is not None:
+                callback([], user_data, str(error))
+            else:
+                callback(outputs, user_data, "")
 
-        _executor().submit(work)
+        self._shared_pipeline(plan).submit(Job(feeds, names, done, run_options))
+
+    def _shared_pipeline(self, plan: Plan) -> Pipeline:
+        """The session's pipeline for run_async (started on first use, stopped by close)."""
+        with self._pipeline_lock:
+            if self._plan is not plan:
+                raise HailoOrtError("the session is closed (set_providers(...) opens it again)")
+            if self._pipeline is None:
+                self._pipeline = Pipeline(
+                    plan.steps, plan.constants, batch_size=plan.options.batch_size
+                )
+            return self._pipeline
+
+    def stream(
+        self,
+        feeds: Iterable[Mapping[str, Any]],
+        output_names: Sequence[str] | None = None,
+        max_in_flight: int | None = None,
+        run_options: onnxruntime.RunOptions | None = None,
+        errors: str = "raise",
+    ) -> Iterator[list[Any]]:
+        """Run every feed of ``feeds``, pipelined, and yield the outputs in the input order.
+
+        Up to ``max_in_flight`` requests are in the pipeline at once (default: enough to keep
+        two device batches queued). CPU segments, host transforms and the device work on
+        different requests at the same time; queued requests share device batches of up to
+        the provider's ``batch_size`` frames. ``errors="raise"`` raises a failed request's
+        exception at its place (and ends the stream); ``errors="return"`` yields the
+        exception object instead and goes on. Closing the iterator (or leaving its ``for``
+        loop) stops and joins its worker threads.
+        """
+        if errors not in ("raise", "return"):
+            raise HailoOrtError(f"errors={errors!r}: expected 'raise' or 'return'")
+        plan = self._plan
+        if plan is None and (self._ort is None or self._ort is _CLOSED):
+            raise HailoOrtError("the session is closed (set_providers(...) opens it again)")
+        batch = plan.options.batch_size if plan is not None else 1
+        stages = len(plan.steps) if plan is not None else 1
+        depth = int(max_in_flight) if max_in_flight is not None else 2 * batch + stages + 1
+        if depth < 1:
+            raise HailoOrtError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        return self._stream(plan, feeds, output_names, depth, run_options, errors == "raise")
+
+    def _stream(
+        self,
+        plan: Plan | None,
+        feeds: Iterable[Mapping[str, Any]],
+        output_names: Sequence[str] | None,
+        depth: int,
+        run_options: Any,
+        raise_errors: bool,
+    ) -> Iterator[list[Any]]:
+        if plan is not None:
+            pipeline = Pipeline(plan.steps, plan.constants, batch_size=plan.options.batch_size)
+        else:
+            whole = _WholeModelStep(self._ort, output_names)  # type: ignore[arg-type]
+            output_names = whole.outputs
+            pipeline = Pipeline([whole], cpu_workers=2)
+        with self._pipeline_lock:
+            self._streams.add(pipeline)
+        ready: dict[int, tuple[list[Any] | None, BaseException | None]] = {}
+        cond = threading.Condition()
+
+        def on_done_for(seq: int) -> Callable[[list[Any] | None, BaseException | None], None]:
+            def done(outputs: list[Any] | None, error: BaseException | None) -> None:
+                with cond:
+                    ready[seq] = (outputs, error)
+                    cond.notify_all()
+
+            return done
+
+        source = iter(feeds)
+        submitted = delivered = 0
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and submitted - delivered < depth:
+                    try:
+                        feed = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    pipeline.submit(
+                        self._stream_job(
+                            plan, feed, output_names, run_options, on_done_for(submitted)
+                        )
+                    )
+                    submitted += 1
+                if delivered == submitted:
+                    return
+                with cond:
+                    while delivered not in ready:
+                        if not cond.wait(0.5) and not pipeline.alive:
+                            raise HailoOrtError("the session's pipeline stopped (session closed)")
+                    outputs, error = ready.pop(delivered)
+                delivered += 1
+                if error is not None:
+                    if raise_errors:
+                        raise error
+                    yield error  # type: ignore[misc]
+                else:
+                    yield outputs  # type: ignore[misc]
+        finally:
+            pipeline.close()
+            with self._pipeline_lock:
+                self._streams.discard(pipeline)
+
+    def _stream_job(
+        self,
+        plan: Plan | None,
+        feed: Mapping[str, Any],
+        output_names: Sequence[str] | None,
+        run_options: Any,
+        done: Callable[[list[Any] | None, BaseException | None], None],
+    ) -> Job:
+        if plan is None:
+            return Job(dict(feed), output_names or [], done, run_options)
+        try:
+            names, feeds = self._check(output_names, feed)
+        except HailoOrtError as exc:
+            return Job({}, [], done, run_options, error=exc)
+        return Job(feeds, names, done, run_options)
+
+    # ---- per-stage timing -------------------------------------------------------------------
+    def enable_stage_timing(self, enabled: bool = True) -> None:
+        """Record the time of every plan stage per request (see :meth:`stage_times`).
+
+        Off by default; when off it costs one attribute test per stage. A session without a
+        plan (no device part) has one stage, ``onnxruntime``, timed around ``run``.
+        """
+        self._timer = StageTimer() if enabled else None
+        if self._plan is not None:
+            self._plan.timer = self._timer
+
+    def stage_times(self, reset: bool = False) -> dict[str, StageStats]:
+        """Per-stage statistics recorded since timing was enabled (or the last reset)."""
+        timer = self._timer
+        if timer is None:
+            return {}
+        stats = timer.stats()
+        if reset:
+            timer.reset()
+        return stats
 
     def run_with_ort_values(
         self,
@@ -524,7 +682,18 @@ class InferenceSession:
         return self._plan.on_device if self._plan is not None else []
 
     def close(self) -> None:
-        """Release the device (the session must be rebuilt with set_providers to run again)."""
+        """Release the device (the session must be rebuilt with set_providers to run again).
+
+        Stops the run_async pipeline and any open stream first (joining their threads).
+        """
+        lock = self.__dict__.get("_pipeline_lock")
+        if lock is not None:
+            with lock:
+                pipelines = [self._pipeline, *self._streams]
+                self._pipeline = None
+            for pipeline in pipelines:
+                if pipeline is not None:
+                    pipeline.close()
         if self._plan is not None:
             self._plan.close()
             self._plan = None
