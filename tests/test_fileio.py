@@ -1,0 +1,27 @@
+import os
+import stat
+
+import pytest
+
+from hailo_ort.fileio import write_bytes_atomic, write_text_atomic
+
+
+def test_atomic_write_creates_file_with_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "sub" / "out.txt", "hello")
+    finally:
+        os.umask(old)
+    assert path.read_text() == "hello"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["out.txt"]
+
+
+def test_atomic_write_failure_leaves_old_content_and_no_temp(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+
+    with pytest.raises(TypeError):
+        write_bytes_atomic(target, object())  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
