@@ -305,3 +305,14 @@ def test_real_dfc_integration(tmp_path) -> None:
         optimization_level=0,
     )
     assert cp.hef and cp.hef[:4] == b"\x01HEF"
+
+
+def test_dfc_worker_parses_as_python_3_8():
+    """The worker runs inside the DFC's own (older) Python: its syntax must stay 3.8-compatible."""
+    import ast
+
+    import hailo_ort.compile.dfc_worker as worker
+
+    source = Path(worker.__file__).read_text(encoding="utf-8")
+    ast.parse(source, feature_version=(3, 8))
+    assert "from __future__ import annotations" in source or " | " not in source
