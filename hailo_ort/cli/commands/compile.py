@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
             "an ONNX model with ai.hailo::HailoOp nodes."
         ),
     )
-    p.add_argument("model", metavar="MODEL", help="the ONNX model")
+    p.add_argument("model", metavar="MODEL", help="the ONNX model (a path, or example:NAME)")
     p.add_argument("--arch", required=True, help=f"target: {', '.join(ARCHS)}")
     p.add_argument(
         "--calib",
@@ -52,7 +52,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ops", metavar="FILE", help="a support table overriding the built-in one")
     p.add_argument("--no-cache", action="store_true", help="do not use the compile cache")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
-    p.add_argument("-o", "--output", metavar="OUT", help="output path (default MODEL.hailo.onnx)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="output path (default MODEL.hailo.onnx; ./NAME.hailo.onnx for example:NAME)",
+    )
     p.set_defaults(func=run)
 
 
