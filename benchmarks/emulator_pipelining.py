@@ -6,8 +6,8 @@ device batch (as HailoRT does). Prints a table and writes JSON.
 
     python benchmarks/emulator_pipelining.py [--latency-ms 5] [--requests 200]
 
-The HailoOp model is built with the temporary test builder (tests/hailoop_builder.py) until
-``hailo_ort.compile(..., backend="emulate")`` is available here.
+The HailoOp model is the runtime tests' small CNN (tests/runtime_models.py), compiled by the
+emulate backend and embedded by ``hailo_ort.hailoop.embed``.
 """
 
 from __future__ import annotations
@@ -27,11 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def build_model():
-    import hailoop_builder
     import runtime_models
 
-    if not hasattr(hailo_ort.hailoop, "read"):
-        hailo_ort.hailoop.read = hailoop_builder.read  # type: ignore[attr-defined]
     model, _ = runtime_models.cnn()
     return model
 
