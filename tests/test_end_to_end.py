@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -287,3 +289,42 @@ def test_session_compiles_pplcnet_with_input_shapes(pplcnet, tmp_path) -> None:
     )
     assert sess.get_providers() == ["HailoExecutionProvider", "CPUExecutionProvider"]
     assert (tmp_path / "pplcnet.hailo.onnx").is_file()
+
+
+def _image_folder(folder: Path, count: int = 6) -> Path:
+    from PIL import Image
+
+    from hailo_ort.zoo import synthetic_images
+
+    folder.mkdir()
+    for i, image in enumerate(synthetic_images(count, (3, 40, 50), seed=2)):
+        pixels = (image.transpose(1, 2, 0) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    return folder
+
+
+def test_cli_image_scale_sets_the_calibration_pixel_range(tmp_path, capsys) -> None:
+    pytest.importorskip("PIL")
+    images = _image_folder(tmp_path / "imgs")
+    base = ["compile", "example:yolov8n", "--arch", "hailo8l", "--calib", str(images)]
+    base += ["--backend", "emulate", "--no-progress", "-o"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "hailo_ort", *base, str(tmp_path / "unit.hailo.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    warning = next(line for line in proc.stderr.splitlines() if "as 0..1" in line)
+    assert warning.startswith("hailo-ort compile: warning:")
+    assert "pass --image-scale 1" in warning  # the advice names an option that exists
+    assert main([*base, str(tmp_path / "pixels.hailo.onnx"), "--image-scale", "1"]) == 0
+    scales = {}
+    for name in ("unit", "pixels"):
+        (op,) = hailo_ort.hailoop.read(onnx.load(str(tmp_path / f"{name}.hailo.onnx")))
+        scales[name] = op.compiled.inputs[0].quant.scale
+    # uint8 over the calibrated input range: 0..1 → about 1/255, 0..255 → about 1
+    assert 0.5 / 255 < scales["unit"] <= 1.01 / 255
+    assert 0.5 < scales["pixels"] <= 1.01
+    assert main([*base, str(tmp_path / "bad.hailo.onnx"), "--image-scale", "0"]) == 1
+    assert "image scale must be positive" in capsys.readouterr().err

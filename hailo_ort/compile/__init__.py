@@ -232,6 +232,7 @@ def compile(
     progress: bool = True,
     *,
     calibration_limit: int | None = 1024,
+    image_scale: float | None = None,
     timeout: float | None = None,
     cache_root: str | os.PathLike[str] | None = None,
 ) -> CompileResult:
@@ -244,7 +245,9 @@ def compile(
     found, else emulation). The result is written atomically to ``output`` (default:
     ``<model>.hailo.onnx`` next to a model given as a path, ``./NAME.hailo.onnx`` for
     ``"example:NAME"``; nothing is written for bytes or a ModelProto without ``output``). ``calibration_limit`` keeps the first N samples (1,024 by
-    default, as the Hailo model zoo uses; None keeps all). Every failure is a HailoOrtError and writes nothing.
+    default, as the Hailo model zoo uses; None keeps all). ``image_scale`` multiplies the 0..255
+    pixels of a calibration image folder (default: 1 when the model's input normalisation implies
+    0..255 pixels, else 1/255). Every failure is a HailoOrtError and writes nothing.
     """
     t_start = time.time()
     arch_name = get_arch(arch).name
@@ -254,6 +257,8 @@ def compile(
         raise CompileError(f"unknown flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
     if not 0 <= int(optimization_level) <= 4:
         raise CompileError(f"optimization level {optimization_level} is not in 0..4")
+    if image_scale is not None and not float(image_scale) > 0:
+        raise CompileError(f"image scale must be positive, got {image_scale}")
     script = _read_script(model_script)
     is_path, example = _model_source(model)
     if output is not None:
@@ -310,6 +315,7 @@ def compile(
             calibration,
             model_inputs(prepared),
             limit=calibration_limit,
+            image_scale=image_scale,
             pixel_inputs={n.input for n in normalizations if _takes_pixels(n)},
             unit_inputs={n.input for n in normalizations if not _takes_pixels(n)},
             on_progress=lambda done, total: display.bar(done, total, "calibration images"),

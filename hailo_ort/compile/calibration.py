@@ -297,8 +297,8 @@ def load_calibration(
                 if name not in pixel and name not in set(unit_inputs):
                     warnings.warn(
                         f"feeding calibration images to {name!r} as 0..1 (the model has no "
-                        "input normalisation that implies 0..255); pass image_scale=1.0 if it "
-                        "takes 0..255",
+                        "input normalisation that implies 0..255); if it takes 0..255 pass "
+                        "--image-scale 1 (image_scale=1.0 in Python)",
                         CalibrationWarning,
                         stacklevel=2,
                     )

@@ -37,6 +37,13 @@ def register(subparsers: Any) -> None:
         help="use at most N calibration samples (default 1024)",
     )
     p.add_argument(
+        "--image-scale",
+        type=float,
+        metavar="S",
+        help="multiply calibration images' 0..255 pixel values by S (1 for a model that takes "
+        "0..255, 0.00392157 for 0..1; default: from the model's input normalisation)",
+    )
+    p.add_argument(
         "--input-shape",
         action="append",
         metavar="NAME=D0,D1,...",
@@ -99,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             dfc_python=args.dfc_python,
             progress=not args.no_progress,
             calibration_limit=args.calib_limit if args.calib_limit > 0 else None,
+            image_scale=args.image_scale,
         )
     finally:
         warnings.showwarning = previous
