@@ -328,3 +328,67 @@ def test_cli_image_scale_sets_the_calibration_pixel_range(tmp_path, capsys) -> N
     assert 0.5 < scales["pixels"] <= 1.01
     assert main([*base, str(tmp_path / "bad.hailo.onnx"), "--image-scale", "0"]) == 1
     assert "image scale must be positive" in capsys.readouterr().err
+
+
+# ---- the DFC path: compile with the (fake) DFC, run on the (fake) HailoRT device -------------
+
+
+def test_dfc_compiled_model_runs_on_hailort_in_both_flavours(tmp_path, monkeypatch) -> None:
+    """compile(backend=dfc) → embed (portable and fork) → InferenceSession on HailoRT.
+
+    The DFC and hailo_platform are the test doubles in tests/fake_*; the HEF is the real
+    arcface fixture, so the partition is forced to the one that HEF was built from."""
+    from compile_models import arcface_feeds, arcface_like, arcface_normalization, arcface_partition
+    from test_compile_dfc import hef_fixture
+    from test_hailort_device import _load_fake
+
+    import hailo_ort.compile as compile_module
+
+    hef_path = hef_fixture()
+    (tmp_path / "fake.json").write_text(f'{{"hef": "{hef_path}"}}')
+    fakes = Path(__file__).parent
+    monkeypatch.setenv("PYTHONPATH", str(fakes / "fake_hailo_sdk_client"))
+    monkeypatch.setenv("FAKE_DFC_CONFIG", str(tmp_path / "fake.json"))
+    monkeypatch.setenv("HAILO_DFC_PYTHON", sys.executable)
+    real_inspect = compile_module._inspect
+
+    def with_the_fixtures_partition(*args):
+        result = real_inspect(*args)
+        result.partitions = [arcface_partition()]
+        result.normalization = [arcface_normalization()]
+        return result
+
+    monkeypatch.setattr(compile_module, "_inspect", with_the_fixtures_partition)
+    paths = {}
+    for flavour in ("portable", "fork"):
+        paths[flavour] = tmp_path / f"arc_{flavour}.onnx"
+        result = hailo_ort.compile(
+            arcface_like(), "hailo8", calibration=arcface_feeds(6), flavour=flavour,
+            output=paths[flavour], progress=False,
+        )  # fmt: skip
+        assert result.backend == "dfc"
+    fake_hp = _load_fake(monkeypatch)
+    feed = arcface_feeds(1, seed=9)[0]
+    outputs = {}
+    for flavour, path in paths.items():
+        (op,) = hailo_ort.hailoop.read(onnx.load(str(path)))
+        assert op.flavour == flavour and op.compiled.hef == hef_path.read_bytes()
+        sess = hailo_ort.InferenceSession(str(path))
+        assert sess.get_providers() == ["HailoExecutionProvider", "CPUExecutionProvider"]
+        assert [(o.name, o.shape) for o in sess.get_outputs()] == [("embedding", [1, 512])]
+        outputs[flavour] = sess.run(None, feed)[0]
+        sess.close()
+        via_session = hailo_ort.session(str(path))  # a HEF model: HailoRT, not the emulator
+        assert via_session.get_provider_options()["HailoExecutionProvider"]["device"] == "auto"
+        np.testing.assert_array_equal(via_session.run(None, feed)[0], outputs[flavour])
+        via_session.close()
+    assert fake_hp.STATE.configure_calls == 4
+    np.testing.assert_array_equal(outputs["portable"], outputs["fork"])
+    assert np.isfinite(outputs["portable"]).all() and outputs["portable"].std() > 0
+    assert hailort_open() == {}
+
+
+def hailort_open() -> dict:
+    from hailo_ort.runtime.devices import hailort
+
+    return hailort.open_vdevices()
