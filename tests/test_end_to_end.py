@@ -392,3 +392,22 @@ def hailort_open() -> dict:
     from hailo_ort.runtime.devices import hailort
 
     return hailort.open_vdevices()
+
+
+def test_sessions_take_what_compile_returns(tmp_path) -> None:
+    model = get_example("mobilenet_v2")
+    written = hailo_ort.compile(
+        model, "hailo8l", calibration="random", backend="emulate", output=tmp_path / "m.onnx"
+    )
+    in_memory = hailo_ort.compile(model, "hailo8l", calibration="random", backend="emulate")
+    assert in_memory.path is None
+    feeds = _inputs(model, seed=8)
+    outs = []
+    for result in (written, in_memory):
+        sess = hailo_ort.InferenceSession(result, providers=EMULATOR)
+        assert sess.get_providers() == ["HailoExecutionProvider", "CPUExecutionProvider"]
+        outs.append(sess.run(None, feeds)[0])
+        assert hailo_ort.session(result).get_providers()[0] == "HailoExecutionProvider"
+    np.testing.assert_array_equal(outs[0], outs[1])
+    with pytest.raises(HailoOrtError, match="or a CompileResult, got int"):
+        hailo_ort.InferenceSession(3)

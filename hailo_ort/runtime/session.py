@@ -128,6 +128,10 @@ def _np_dtype(elem_type: int) -> np.dtype:
 
 def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
     """(what onnxruntime takes, the ModelProto without external data, the path if any)."""
+    from ..compile import CompileResult
+
+    if isinstance(source, CompileResult):  # what hailo_ort.compile returned
+        source = source.path if source.path is not None else source.model
     if isinstance(source, onnx.ModelProto):
         return source.SerializeToString(), source, None
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -151,7 +155,7 @@ def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
             raise ModelError(f"{path} is not an ONNX model: {exc}") from exc
         return str(path), model, path
     raise ModelError(
-        f"expected a model path, bytes, onnx.ModelProto or 'example:NAME', got "
+        f"expected a model path, bytes, onnx.ModelProto, 'example:NAME' or a CompileResult, got "
         f"{type(source).__name__}"
     )
 
