@@ -411,3 +411,14 @@ def test_sessions_take_what_compile_returns(tmp_path) -> None:
     np.testing.assert_array_equal(outs[0], outs[1])
     with pytest.raises(HailoOrtError, match="or a CompileResult, got int"):
         hailo_ort.InferenceSession(3)
+
+
+def test_stripped_emulated_model_says_it_needs_the_emulator(compiled, tmp_path) -> None:
+    stripped = tmp_path / "stripped.onnx"
+    assert main(["hailoop", "strip", str(compiled["resnet18"]), str(stripped)]) == 0
+    with pytest.raises(HailoOrtError, match=r"needs the emulator .*open it with device='emulator'"):
+        hailo_ort.InferenceSession(str(stripped), providers=["CPUExecutionProvider"])
+    sess = hailo_ort.session(str(stripped))  # session() picks the emulator for it
+    feeds = _inputs(get_example("resnet18"), seed=4)
+    full = hailo_ort.InferenceSession(str(compiled["resnet18"]), providers=EMULATOR)
+    np.testing.assert_array_equal(sess.run(None, feeds)[0], full.run(None, feeds)[0])

@@ -308,11 +308,18 @@ class InferenceSession:
 
     def _run_on_cpu(self, sites: Sequence[Any], reason: str, choice: ProviderChoice) -> None:
         options = choice.hailo or HailoOptions()
-        missing = [s.name for s in sites if not s.has_fallback]
+        missing = [s for s in sites if not s.has_fallback]
         if missing:
+            names = ", ".join(s.name for s in missing)
+            if all(s.compiled.hef is None for s in missing):  # emulated, fallback stripped
+                raise DeviceError(
+                    f"this model needs the emulator ({reason}): HailoOp node(s) {names} were "
+                    "compiled for emulation and carry no float fallback to run on the CPU; "
+                    "open it with device='emulator'"
+                )
             raise DeviceError(
                 f"this model needs a Hailo device ({reason}): HailoOp node(s) "
-                f"{', '.join(missing)} carry no float fallback to run on the CPU "
+                f"{names} carry no float fallback to run on the CPU "
                 "(a DFC or Hailo-fork model); run it where HailoRT and a Hailo device are present"
             )
         if options.fallback == "error" and choice.hailo is not None:
