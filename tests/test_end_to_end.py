@@ -422,3 +422,14 @@ def test_stripped_emulated_model_says_it_needs_the_emulator(compiled, tmp_path) 
     feeds = _inputs(get_example("resnet18"), seed=4)
     full = hailo_ort.InferenceSession(str(compiled["resnet18"]), providers=EMULATOR)
     np.testing.assert_array_equal(sess.run(None, feeds)[0], full.run(None, feeds)[0])
+
+
+def test_inspect_or_compile_of_a_compiled_model_says_it_is_compiled(compiled, capsys) -> None:
+    path = str(compiled["mobilenet_v2"])
+    for argv in (["inspect", path], ["compile", path, "--calib", "random", "-o", path + ".x"]):
+        assert main([*argv, "--arch", "hailo8l"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "already compiled" in err and "hailoop fallback" in err
+    assert not Path(path + ".x").exists()
+    with pytest.raises(HailoOrtError, match="already compiled"):
+        hailo_ort.inspect(path, "hailo8l")
