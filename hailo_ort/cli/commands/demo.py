@@ -139,7 +139,7 @@ def _demo(args: argparse.Namespace, out_dir: Path) -> int:
                 calibration={image_input: calibration},
                 backend="auto",
                 output=hailo_path,
-                progress=False,
+                progress=not args.json,  # shown on a terminal only (the DFC takes minutes)
             )
             compile_s = time.perf_counter() - t0
     finally:
