@@ -208,6 +208,7 @@ def test_session_without_compiler_runs_on_cpu_and_logs_once(
         hailo_ort.session(str(path))
     messages = [r.getMessage() for r in caplog.records if "hailo-ort compile" in r.getMessage()]
     assert len(messages) == 1 and "tiny.onnx" in messages[0]
+    assert "compile='emulate'" in messages[0]  # the way to try it here
     x = np.ones((1, 16), np.float32)
     np.testing.assert_array_equal(first.run(None, {"x": x})[0], x + 1)
     assert first.get_providers() == CPU
