@@ -2,9 +2,8 @@
 
 Usage: python benchmarks/inspect_scaling.py [--sizes 1000 2000 ...] [--arch hailo8l] [--json-out F]
 
-Graphs come from ``hailo_ort.zoo.synthetic(n)`` when stage 1 provides it, else from the generator
-below (conv/SiLU/residual/concat blocks with an unsupported op every ~250 nodes, so the
-partitioner has real cutting to do).
+Graphs come from ``hailo_ort.zoo.synthetic(n)`` (residual conv blocks with a CPU-only op every
+50 blocks, so the partitioner has real cutting to do), prepared by ``hailo_ort.graph.prepare``.
 """
 
 from __future__ import annotations
@@ -13,82 +12,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
-
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 DEFAULT_SIZES = [1000, 2000, 5000, 10000, 20000, 50000]
-
-
-def synthetic_graph(num_nodes: int, channels: int = 8, size: int = 8) -> onnx.ModelProto:
-    """A chain of blocks: Conv 1x1 → Sigmoid → Mul (SiLU) → Add (residual) → every 4th block a
-    Concat + Conv; an ``Erf`` (not in any support table) every ~250 nodes."""
-    rng = np.random.default_rng(0)
-    nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = []
-    shape = [1, channels, size, size]
-    weight = numpy_helper.from_array(
-        (rng.standard_normal((channels, channels, 1, 1)) * 0.1).astype(np.float32), "w"
-    )
-    weight2 = numpy_helper.from_array(
-        (rng.standard_normal((channels, 2 * channels, 1, 1)) * 0.1).astype(np.float32), "w2"
-    )
-    inits += [weight, weight2]
-    x = "input"
-    k = 0
-
-    def add(op: str, inputs: list[str], **attrs) -> str:
-        nonlocal k
-        out = f"t{k}"
-        nodes.append(helper.make_node(op, inputs, [out], name=f"{op.lower()}_{k}", **attrs))
-        k += 1
-        return out
-
-    block = 0
-    while len(nodes) < num_nodes:
-        skip = x
-        c = add("Conv", [x, "w"], kernel_shape=[1, 1])
-        s = add("Sigmoid", [c])
-        m = add("Mul", [c, s])
-        x = add("Add", [m, skip])
-        if block % 4 == 3:
-            cat = add("Concat", [x, skip], axis=1)
-            x = add("Conv", [cat, "w2"], kernel_shape=[1, 1])
-        if block % 40 == 39:
-            x = add("Erf", [x])
-        block += 1
-    graph = helper.make_graph(
-        nodes,
-        "synthetic",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
-
-
-def _graph_source():
-    try:
-        from hailo_ort import zoo  # type: ignore[attr-defined]
-
-        return zoo.synthetic, "hailo_ort.zoo.synthetic"
-    except (ImportError, AttributeError):
-        return synthetic_graph, "benchmarks/inspect_scaling.py generator"
-
-
-def _prepare_fn():
-    import hailo_ort.graph as graph
-
-    if hasattr(graph, "prepare"):
-        return graph.prepare, "hailo_ort.graph.prepare"
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from _prepare_shim import prepare  # test-only stand-in until stage 1 lands
-
-    return prepare, "tests/_prepare_shim.prepare (stage 1 not present)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,11 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", help="write the results as JSON to this file")
     args = parser.parse_args(argv)
 
+    from hailo_ort.graph import prepare
     from hailo_ort.partition.partitioner import partition_model
     from hailo_ort.partition.support import load_support_table
+    from hailo_ort.zoo import synthetic as make
 
-    make, source = _graph_source()
-    prepare, prepare_source = _prepare_fn()
+    source, prepare_source = "hailo_ort.zoo.synthetic", "hailo_ort.graph.prepare"
     table = load_support_table(args.arch)
     rows = []
     print(f"graphs: {source}; prepare: {prepare_source}; arch {args.arch}")

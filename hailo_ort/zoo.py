@@ -523,3 +523,37 @@ def get_example(name: str) -> onnx.ModelProto:
         valid = ", ".join([*sorted(EXAMPLES), "synthetic:N"])
         raise ModelError(f"unknown example {name!r}; valid examples: {valid}")
     return EXAMPLES[key]()
+
+
+# ---------------------------------------------------------------------------- sample inputs
+def synthetic_images(count: int, shape: Sequence[int] = (3, 112, 112), seed: int = 0) -> np.ndarray:
+    """``count`` image-like float32 arrays ``[count, C, H, W]`` in 0..1, for the examples.
+
+    Each is a smooth colour gradient with a few filled rectangles and discs of random colour
+    and a little noise: structured like photographs (flat regions, edges), unlike uniform
+    noise, so quantization ranges calibrated on them resemble those of real images. No
+    downloads; deterministic for a ``seed``.
+    """
+    if count < 1:
+        raise ModelError(f"synthetic_images: count must be positive, got {count}")
+    if len(shape) != 3 or min(int(d) for d in shape) < 1:
+        raise ModelError(f"synthetic_images: shape must be (C, H, W), got {list(shape)}")
+    c, h, w = (int(d) for d in shape)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(0.0, 1.0, h), np.linspace(0.0, 1.0, w), indexing="ij")
+    images = np.empty((count, c, h, w), np.float32)
+    for k in range(count):
+        a, bx, by = rng.random((3, c, 1, 1))
+        img = 0.5 * a + 0.5 * (bx * xx + by * (1.0 - yy))
+        for _ in range(int(rng.integers(2, 6))):
+            colour = rng.random((c, 1, 1))
+            cy, cx = rng.random(2)
+            ry, rx = 0.05 + 0.25 * rng.random(2)
+            if rng.random() < 0.5:
+                mask = (np.abs(yy - cy) < ry) & (np.abs(xx - cx) < rx)
+            else:
+                mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1.0
+            img = np.where(mask, colour, img)
+        img = img + 0.02 * rng.standard_normal((c, h, w))
+        images[k] = np.clip(img, 0.0, 1.0)
+    return images

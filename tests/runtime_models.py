@@ -1,21 +1,87 @@
-"""Small models for the runtime tests: each with HailoOp nodes and the same model in plain ONNX."""
+"""Small models for the runtime tests: each with HailoOp nodes and the same model in plain ONNX.
+
+The HailoOp models are made by the real stages: the device part is compiled by the emulate
+backend (``hailo_ort.compile.emulate``) and embedded by ``hailo_ort.hailoop.embed``.
+"""
 
 from __future__ import annotations
 
-import hailoop_builder as hb
+import dataclasses
+
 import numpy as np
 import onnx
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from hailo_ort.compile.emulate import compile_partition_emulated
+from hailo_ort.hailoop import embed, strip_fallback
+from hailo_ort.hailoop.types import CompiledPartition
+from hailo_ort.partition.types import Partition, TensorSpec
 
-@pytest.fixture
-def hailoop_reader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use the temporary test reader while ``hailo_ort.hailoop.read`` does not exist."""
-    import hailo_ort.hailoop as hailoop
+OPSET = 17
+IR_VERSION = 10
+PRODUCER = "hailo-ort-tests"
+ARCH = "hailo8l"
 
-    if not hasattr(hailoop, "read"):
-        monkeypatch.setattr(hailoop, "read", hb.read, raising=False)
+
+def make_model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    initializers: list[onnx.TensorProto] | None = None,
+) -> onnx.ModelProto:
+    """A plain model (opset 17, IR 10) with every node named, as a prepared model has them."""
+    for i, node in enumerate(nodes):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+    graph = helper.make_graph(nodes, "hailo_test", inputs, outputs, initializer=initializers or [])
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name=PRODUCER,
+    )
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def compile_part(
+    plain: onnx.ModelProto,
+    index: int,
+    nodes: list[onnx.NodeProto],
+    inputs: list[str],
+    outputs: list[str],
+    calib: list[dict[str, np.ndarray]],
+) -> CompiledPartition:
+    """Compile the ``nodes`` of ``plain`` (boundary ``inputs`` → ``outputs``) with the emulate
+    backend; quantization ranges come from running ``plain`` on ``calib`` (its inputs)."""
+    shapes = {
+        vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        for vi in [*plain.graph.input, *plain.graph.value_info, *plain.graph.output]
+    }
+    partition = Partition(
+        index=index,
+        nodes=[n.name for n in nodes],
+        start_nodes=[nodes[0].name],
+        end_nodes=[nodes[-1].name],
+        inputs=[TensorSpec(t, shapes[t], "float32") for t in inputs],
+        outputs=[TensorSpec(t, shapes[t], "float32") for t in outputs],
+    )
+    return compile_partition_emulated(plain, partition, calib, ARCH)
+
+
+def as_hef_only(cp: CompiledPartition, hef: bytes) -> CompiledPartition:
+    """The same partition as the DFC would deliver it: a HEF payload and no emulation model."""
+    return dataclasses.replace(cp, backend="dfc", hef=hef, emulation=None, report={})
+
+
+def hailo_model(
+    plain: onnx.ModelProto,
+    compiled: list[CompiledPartition],
+    with_fallback: bool = True,
+) -> onnx.ModelProto:
+    """``plain`` with each compiled partition embedded as a HailoOp node (portable flavour);
+    without the float fallback bodies when ``with_fallback`` is False."""
+    model = embed(plain, compiled, flavour="portable")
+    return model if with_fallback else strip_fallback(model)
 
 
 def conv_part(cin: int, cout: int, hw: int, seed: int, name: str) -> onnx.ModelProto:
@@ -37,7 +103,7 @@ def conv_part(cin: int, cout: int, hw: int, seed: int, name: str) -> onnx.ModelP
         ],
     )
     return helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", hb.OPSET)], ir_version=hb.IR_VERSION
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION
     )
 
 
@@ -87,53 +153,50 @@ def cnn(
 ):
     """x[1,3,8,8] → Mul 2 (CPU) → HailoOp(Conv+Relu → [1,4,8,8]) → ReduceMean (CPU) → y[1,4].
 
-    Outputs: ``y`` and the device output ``feat``. Returns (hailo model, plain model). With
-    ``batch`` > 1 the graph carries ``batch`` frames; the device streams stay one frame each.
+    Outputs: ``y`` and the device output ``feat``. Returns (hailo model, plain model). The
+    device part is calibrated on ``calib([1, 3, 8, 8], 7)``. With ``batch`` > 1 the graph
+    carries ``batch`` frames; the device streams stay one frame each (compiled at batch 1).
+    Without emulation and with ``hef`` the HailoOp carries only that HEF (as from the DFC).
     """
-    part = conv_part(3, 4, 8, seed=1, name="dev")
-    pre = helper.make_node("Mul", ["x", "two"], ["x2"], name="pre_mul")
-    post = helper.make_node(
-        "ReduceMean", ["feat"], ["y"], name="post_mean", axes=[2, 3], keepdims=0
-    )
-    inits = [
-        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
-    ]
-    io_in = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])]
-    io_out = [
-        helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4]),
-        helper.make_tensor_value_info("feat", TensorProto.FLOAT, [batch, 4, 8, 8]),
-    ]
-    hp = hb.hailo_part(
-        part,
-        ["x2"],
-        ["feat"],
-        {"in": calib([1, 3, 8, 8], 7, 2.0)},
-        name="hailo0",
-        with_fallback=with_fallback,
-        with_emulation=with_emulation,
-        hef=hef,
-    )
-    model = hb.make_model([pre, hp.node, post], io_in, io_out, [hp], inits)
-    nodes, part_inits = inline(part, ["x2"], ["feat"], "dev_")
-    plain = hb.make_model([pre, *nodes, post], io_in, io_out, [], inits + part_inits)
-    return model, plain
+
+    def build(n: int) -> tuple[onnx.ModelProto, list[onnx.NodeProto]]:
+        part = conv_part(3, 4, 8, seed=1, name="dev")
+        pre = helper.make_node("Mul", ["x", "two"], ["x2"], name="pre_mul")
+        post = helper.make_node(
+            "ReduceMean", ["feat"], ["y"], name="post_mean", axes=[2, 3], keepdims=0
+        )
+        inits = [numpy_helper.from_array(np.array(2.0, np.float32), "two")]
+        io_in = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, 3, 8, 8])]
+        io_out = [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, 4]),
+            helper.make_tensor_value_info("feat", TensorProto.FLOAT, [n, 4, 8, 8]),
+        ]
+        nodes, part_inits = inline(part, ["x2"], ["feat"], "dev_")
+        return make_model([pre, *nodes, post], io_in, io_out, inits + part_inits), nodes
+
+    plain1, device_nodes = build(1)
+    cp = compile_part(plain1, 0, device_nodes, ["x2"], ["feat"], [{"x": calib([1, 3, 8, 8], 7)}])
+    if not with_emulation:
+        if hef is None:
+            raise ValueError("a partition without emulation needs a HEF")
+        cp = as_hef_only(cp, hef)
+    model = hailo_model(plain1, [cp], with_fallback)
+    if batch == 1:
+        return model, plain1
+    # The graph's batch dimension, set after compiling (the HailoOp node has no shape of its own).
+    for vi in [*model.graph.input, *model.graph.output]:
+        vi.type.tensor_type.shape.dim[0].dim_value = batch
+    del model.graph.value_info[:]
+    return model, build(batch)[0]
 
 
 def two_parts():
     """x → HailoOp A → Add 0.5 (CPU) → HailoOp B → z, with a CPU side branch x → Neg → side.
 
-    Returns (hailo model, plain model).
+    Returns (hailo model, plain model). Both parts are calibrated on ``calib([1, 3, 6, 6], 11)``.
     """
     a = conv_part(3, 4, 6, seed=2, name="a")
     b = conv_part(4, 2, 6, seed=3, name="b")
-    x_cal = calib([1, 3, 6, 6], 11)
-    import onnxruntime
-
-    a_out = onnxruntime.InferenceSession(
-        a.SerializeToString(), providers=["CPUExecutionProvider"]
-    ).run(None, {"in": x_cal})[0]
-    pa = hb.hailo_part(a, ["x"], ["fa"], {"in": x_cal}, name="hailoA")
-    pb = hb.hailo_part(b, ["fa5"], ["z"], {"in": a_out + 0.5}, name="hailoB")
     add = helper.make_node("Add", ["fa", "half"], ["fa5"], name="mid_add")
     neg = helper.make_node("Neg", ["x"], ["side"], name="side_neg")
     inits = [numpy_helper.from_array(np.array(0.5, np.float32), "half")]
@@ -142,11 +205,13 @@ def two_parts():
         helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2, 6, 6]),
         helper.make_tensor_value_info("side", TensorProto.FLOAT, [1, 3, 6, 6]),
     ]
-    model = hb.make_model([pa.node, neg, add, pb.node], io_in, io_out, [pa, pb], inits)
     na, ia = inline(a, ["x"], ["fa"], "a_")
     nb, ib = inline(b, ["fa5"], ["z"], "b_")
-    plain = hb.make_model([*na, neg, add, *nb], io_in, io_out, [], inits + ia + ib)
-    return model, plain
+    plain = make_model([*na, neg, add, *nb], io_in, io_out, inits + ia + ib)
+    feeds = [{"x": calib([1, 3, 6, 6], 11)}]
+    pa = compile_part(plain, 0, na, ["x"], ["fa"], feeds)
+    pb = compile_part(plain, 1, nb, ["fa5"], ["z"], feeds)
+    return hailo_model(plain, [pa, pb]), plain
 
 
 def tiny_plain() -> onnx.ModelProto:
@@ -162,5 +227,5 @@ def tiny_plain() -> onnx.ModelProto:
         initializer=[numpy_helper.from_array(np.array(1.0, np.float32), "one")],
     )
     return helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", hb.OPSET)], ir_version=hb.IR_VERSION
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION
     )

@@ -269,10 +269,6 @@ def test_streams_from_hef_shape_mismatch() -> None:
 
 
 def test_compile_partition_with_fake_dfc_and_real_hef(tmp_path, fake_dfc) -> None:
-    import hailo_ort.hef as hef_module
-
-    if not hasattr(hef_module, "read"):
-        pytest.skip("hailo_ort.hef.read (HEF reader, another stage) is not in this tree yet")
     env = fake_dfc.configure()
     cp = dfc.compile_partition_dfc(
         arcface_like(),

@@ -1,14 +1,10 @@
-"""compile() and `hailo-ort compile`, end to end.
-
-The neighbouring stages (inspect: graph + partition; embed: HailoOp writer) are written in
-parallel. Until they are merged, most tests here replace them with a minimal test-only
-inspect/embed (``stages`` fixture) so the orchestration is tested now; the tests at the end use
-the real stages and skip while those are missing.
+"""compile() and `hailo-ort compile`, end to end, with the real neighbouring stages (inspect:
+graph + partition; embed: the HailoOp writer). Tests that need a particular partitioning set
+it through the ``partitions`` fixture (the real inspect, its partitions replaced).
 """
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import os
@@ -29,8 +25,6 @@ from hailo_ort.cli import main
 from hailo_ort.compile import Progress, compile
 from hailo_ort.compile.calibration import CalibrationWarning
 from hailo_ort.errors import ArchError, CalibrationError, CompileError
-from hailo_ort.graph.prepared import PreparedModel
-from hailo_ort.partition.types import CpuNode
 
 FAKE_DFC_DIR = Path(__file__).parent / "fake_hailo_sdk_client"
 
@@ -47,38 +41,25 @@ def _isolated(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def stages(monkeypatch):
-    """A minimal inspect (the small convnet, one partition) and embed, for tests only."""
-    calls = SimpleNamespace(inspect=[], embed=[], partitions=[convnet_partition("classifier")])
+def partitions(monkeypatch):
+    """The real inspect, with its partitions replaced by ``partitions.partitions`` when set."""
+    state = SimpleNamespace(partitions=None)
+    real_inspect = compile_module._inspect
 
-    def fake_inspect(model, arch, input_shapes, ops):
-        m = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
-        calls.inspect.append((arch, input_shapes, ops))
-        return SimpleNamespace(
-            prepared=PreparedModel(
-                model=m,
-                input_shapes={"x": [1, 3, 16, 16]},
-                node_flops={"conv1": 30, "conv2": 60, "fc": 10},
-            ),
-            partitions=list(calls.partitions),
-            normalization=[],
-            cpu_nodes=[
-                CpuNode("norm", "Mul", "input scaling"),
-                CpuNode("softmax", "Softmax", "tail"),
-            ],
-        )
+    def inspect_with_partitions(*args):
+        result = real_inspect(*args)
+        if state.partitions is not None:
+            result.partitions = list(state.partitions)
+        return result
 
-    def fake_embed(model, compiled, flavour):
-        calls.embed.append((compiled, flavour))
-        out = onnx.ModelProto()
-        out.CopyFrom(model)
-        meta = [{"vstreams": [s.vstream for s in c.inputs + c.outputs]} for c in compiled]
-        onnx.helper.set_model_props(out, {"test_embed": json.dumps(meta)})
-        return out
+    monkeypatch.setattr(compile_module, "_inspect", inspect_with_partitions)
+    return state
 
-    monkeypatch.setattr(compile_module, "_inspect", fake_inspect)
-    monkeypatch.setattr(compile_module, "_embed", fake_embed)
-    return calls
+
+def _hailo_ops(model: onnx.ModelProto) -> list:
+    import hailo_ort.hailoop
+
+    return hailo_ort.hailoop.read(model)
 
 
 @pytest.fixture
@@ -101,14 +82,15 @@ def _no_dfc(monkeypatch):
     )
 
 
-def test_emulate_compile_writes_model_and_uses_cache(stages, model_file) -> None:
+def test_emulate_compile_writes_model_and_uses_cache(model_file) -> None:
     res = compile(model_file.path, "hailo8l", calibration=model_file.calib, backend="emulate")
     assert res.path == model_file.out and model_file.out.exists()
     written = onnx.load(str(model_file.out))
-    props = {p.key: p.value for p in written.metadata_props}
-    assert json.loads(props["test_embed"]) == [
-        {"vstreams": ["small_convnet_p0/xn", "small_convnet_p0/logits"]}
-    ]
+    (op,) = _hailo_ops(written)
+    assert list(op.vstream_map) == ["small_convnet_p0/xn", "small_convnet_p0/logits"]
+    assert op.flavour == "portable" and op.has_fallback
+    assert op.compiled.partition.nodes == convnet_partition("classifier").nodes
+    assert [n.op_type for n in written.graph.node] == ["Mul", "HailoOp", "Softmax"]
     (part,) = res.partitions
     assert not part.cache_hit and part.backend == "emulate" and part.payload_bytes > 0
     assert part.compiled.report["accuracy"]["logits"]["cosine"] > 0.99
@@ -117,7 +99,6 @@ def test_emulate_compile_writes_model_and_uses_cache(stages, model_file) -> None
     assert "accuracy vs float (4 held-out) logits: cosine" in res.summary
     assert "cpu: 2 nodes: norm (Mul), softmax (Softmax)" in res.summary
     assert "compiled in" in res.summary
-    assert stages.embed[0][1] == "portable"
 
     again = compile(model_file.path, "hailo8l", calibration=model_file.calib, backend="emulate")
     assert again.partitions[0].cache_hit
@@ -129,7 +110,7 @@ def test_emulate_compile_writes_model_and_uses_cache(stages, model_file) -> None
     assert not third.partitions[0].cache_hit
 
 
-def test_no_cache(stages, model_file, tmp_path) -> None:
+def test_no_cache(model_file, tmp_path) -> None:
     for _ in range(2):
         res = compile(
             model_file.path, "hailo8", calibration=model_file.calib, backend="emulate", cache=False
@@ -138,7 +119,7 @@ def test_no_cache(stages, model_file, tmp_path) -> None:
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.json"))
 
 
-def test_auto_without_dfc_falls_back_to_emulation(stages, model_file, monkeypatch, caplog) -> None:
+def test_auto_without_dfc_falls_back_to_emulation(model_file, monkeypatch, caplog) -> None:
     _no_dfc(monkeypatch)
     with caplog.at_level("INFO", logger="hailo_ort.compile"):
         res = compile(
@@ -148,7 +129,7 @@ def test_auto_without_dfc_falls_back_to_emulation(stages, model_file, monkeypatc
     assert "no Hailo DFC found" in caplog.text and "no Hailo DFC found" in res.summary
 
 
-def test_modelproto_in_memory(stages) -> None:
+def test_modelproto_in_memory() -> None:
     feeds = image_feeds(8)
     res = compile(small_convnet(), "hailo8", calibration=feeds, backend="emulate")
     assert res.path is None and isinstance(res.model, onnx.ModelProto)
@@ -172,7 +153,7 @@ def test_modelproto_in_memory(stages) -> None:
         ({"flavour": "fork", "backend": "auto"}, CompileError, "fork flavour.*no DFC was found"),
     ],
 )
-def test_bad_input_writes_nothing(stages, model_file, monkeypatch, kwargs, error, pattern) -> None:
+def test_bad_input_writes_nothing(model_file, monkeypatch, kwargs, error, pattern) -> None:
     _no_dfc(monkeypatch)
     args = {"arch": "hailo8l", "calibration": model_file.calib, "backend": "emulate"}
     args.update(kwargs)
@@ -181,7 +162,7 @@ def test_bad_input_writes_nothing(stages, model_file, monkeypatch, kwargs, error
     assert not model_file.out.exists()
 
 
-def test_mismatched_calibration(stages, model_file, tmp_path) -> None:
+def test_mismatched_calibration(model_file, tmp_path) -> None:
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((4, 3, 32, 32), np.float32))
     with pytest.raises(CalibrationError, match=r"input 'x'.*\[1, 3, 16, 16\]"):
@@ -189,14 +170,14 @@ def test_mismatched_calibration(stages, model_file, tmp_path) -> None:
     assert not model_file.out.exists()
 
 
-def test_empty_partition_list(stages, model_file) -> None:
-    stages.partitions = []
+def test_empty_partition_list(partitions, model_file) -> None:
+    partitions.partitions = []
     with pytest.raises(CompileError, match="nothing to put on the device"):
         compile(model_file.path, "hailo8l", calibration=model_file.calib, backend="emulate")
     assert not model_file.out.exists()
 
 
-def test_failing_dfc_writes_nothing(stages, model_file, tmp_path, monkeypatch) -> None:
+def test_failing_dfc_writes_nothing(model_file, tmp_path, monkeypatch) -> None:
     cfg = tmp_path / "fake.json"
     cfg.write_text(json.dumps({"fail": "unsupported", "node": "conv2"}))
     monkeypatch.setenv("PYTHONPATH", str(FAKE_DFC_DIR))
@@ -215,7 +196,7 @@ def test_failing_dfc_writes_nothing(stages, model_file, tmp_path, monkeypatch) -
     assert not list(workdir.glob("calib_*.npy"))  # ...without the calibration set
 
 
-def test_cli_compile(stages, model_file, capsys) -> None:
+def test_cli_compile(model_file, capsys) -> None:
     out = model_file.path.with_name("custom.onnx")
     warnings.simplefilter("always", CalibrationWarning)
     code = main(
@@ -238,7 +219,7 @@ def test_cli_compile(stages, model_file, capsys) -> None:
     assert "only 20 calibration samples" in captured.err  # warned on stderr, one line
 
 
-def test_cli_errors_are_one_line(stages, model_file, capsys, monkeypatch) -> None:
+def test_cli_errors_are_one_line(model_file, capsys, monkeypatch) -> None:
     _no_dfc(monkeypatch)
     code = main(["compile", str(model_file.path), "--arch", "hailo9", "--calib", "random"])
     err = capsys.readouterr().err
@@ -285,25 +266,14 @@ def test_progress_only_on_a_tty() -> None:
     assert off.getvalue() == ""
 
 
-# --- with the real neighbouring stages (skipped until they are merged) ---------------------
-
-
-def _real_stages_or_skip():
-    try:
-        inspect_mod = importlib.import_module("hailo_ort.partition.inspect")
-        hailoop = importlib.import_module("hailo_ort.hailoop")
-        zoo = importlib.import_module("hailo_ort.zoo")
-    except ImportError as exc:
-        pytest.skip(f"real inspect/embed/zoo not merged yet ({exc})")
-    if not hasattr(hailoop, "embed") or not hasattr(inspect_mod, "inspect"):
-        pytest.skip("hailo_ort.hailoop.embed / hailo_ort.partition.inspect not merged yet")
-    return zoo
+# --- the examples, end to end ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "yolov8n"])
 def test_end_to_end_real_stages(name, tmp_path) -> None:
-    zoo = _real_stages_or_skip()
     import onnxruntime as ort
+
+    from hailo_ort import zoo
 
     src = zoo.get_example(name)
     src_path = Path(src) if isinstance(src, (str, os.PathLike)) else tmp_path / f"{name}.onnx"
@@ -328,51 +298,13 @@ def test_end_to_end_real_stages(name, tmp_path) -> None:
 # --- the DFC backend through compile(), with the fake DFC -----------------------------------
 
 
-def _fixture_hef_reader(data: bytes):
-    """Test-only stand-in for hailo_ort.hef.read (another stage, not merged yet): returns the
-    documented vstreams of the arcface fixture HEF (shared/fixtures/README.md)."""
-    from hailo_ort.quant import QuantInfo
-
-    assert data[:4] == b"\x01HEF"
-    vs = SimpleNamespace
-    return vs(
-        network_groups=[
-            vs(
-                inputs=[
-                    vs(
-                        name="arcface_mobilefacenet/input_layer1",
-                        shape=(112, 112, 3),
-                        format_order="NHWC",
-                        format_type="UINT8",
-                        quant=QuantInfo(0.0, 1.0, 0.0, 255.0),
-                        original_names=["model_script_layer_normalization1"],
-                    )
-                ],
-                outputs=[
-                    vs(
-                        name="arcface_mobilefacenet/fc1",
-                        shape=(1, 1, 512),
-                        format_order="NC",
-                        format_type="UINT8",
-                        quant=QuantInfo(144.0, 0.016738918, -2.4104042, 1.8580198),
-                        original_names=["MatMul_95", "BatchNormalization_96"],
-                    )
-                ],
-            )
-        ]
-    )
-
-
 @pytest.mark.parametrize("recommend", [False, True])
-def test_dfc_backend_through_compile(stages, tmp_path, monkeypatch, recommend) -> None:
+def test_dfc_backend_through_compile(partitions, tmp_path, monkeypatch, recommend) -> None:
     from compile_models import arcface_feeds, arcface_like, arcface_normalization, arcface_partition
     from test_compile_dfc import hef_fixture
 
-    import hailo_ort.hef
-
     hef_path = hef_fixture()
-    monkeypatch.setattr(hailo_ort.hef, "read", _fixture_hef_reader, raising=False)
-    stages.partitions = [arcface_partition()]
+    partitions.partitions = [arcface_partition()]
     model_path = tmp_path / "arc.onnx"
     onnx.save(arcface_like(), str(model_path))
     cfg = {"hef": str(hef_path), "record": str(tmp_path / "rec.json")}
@@ -431,7 +363,7 @@ def test_dfc_backend_through_compile(stages, tmp_path, monkeypatch, recommend) -
     assert again.partitions[0].compiled.hef == part.compiled.hef
 
 
-def test_hailo_ort_compile_is_callable_whatever_was_imported_first(stages) -> None:
+def test_hailo_ort_compile_is_callable_whatever_was_imported_first() -> None:
     import hailo_ort
     import hailo_ort.compile.emulate  # sets the attribute hailo_ort.compile to the package
 
@@ -441,10 +373,10 @@ def test_hailo_ort_compile_is_callable_whatever_was_imported_first(stages) -> No
     assert res.partitions[0].backend == "emulate"
 
 
-def test_two_partitions_each_compiled_and_cached(stages, model_file) -> None:
+def test_two_partitions_each_compiled_and_cached(partitions, model_file) -> None:
     from hailo_ort.partition.types import Partition, TensorSpec
 
-    stages.partitions = [
+    partitions.partitions = [
         Partition(0, ["conv1", "relu1"], ["conv1"], ["relu1"],
                   [TensorSpec("xn", [1, 3, 16, 16], "float32")],
                   [TensorSpec("r1", [1, 8, 16, 16], "float32")]),
@@ -461,7 +393,7 @@ def test_two_partitions_each_compiled_and_cached(stages, model_file) -> None:
     assert "partition 1: 3 nodes" in res.summary
     assert all(p.compiled.report["accuracy"] for p in res.partitions)
     # only the changed partition is recompiled
-    stages.partitions[1] = Partition(
+    partitions.partitions[1] = Partition(
         1, ["flatten", "fc"], ["flatten"], ["fc"],
         [TensorSpec("gap", [1, 16, 1, 1], "float32")],
         [TensorSpec("logits", [1, 10], "float32")],

@@ -62,7 +62,8 @@ def test_dynamic_input_error_names_input_shape_and_flag():
         prepare(_conv_model(["batch", 3, 8, 8]))
     message = str(info.value)
     assert message == (
-        "input 'x' has dynamic shape ['batch', 3, 8, 8]; fix it with --input-shape x=1,3,8,8"
+        "input 'x' has dynamic shape ['batch', 3, 8, 8]; fix it with --input-shape x=1,3,8,8 "
+        "(input_shapes={'x': [1, 3, 8, 8]} in Python)"
     )
 
 

@@ -42,20 +42,6 @@ SHORTCUT = "hailo-fork/shortcut_example.onnx"
 MULTI = "hailo-fork/multiple_outputs.onnx"
 
 
-def _hef_reader_available() -> bool:
-    try:
-        from hailo_ort import hef
-
-        return callable(getattr(hef, "read", None))
-    except ImportError:
-        return False
-
-
-needs_hef_reader = pytest.mark.skipif(
-    not _hef_reader_available(), reason="hailo_ort.hef.read (HEF reader) not merged yet"
-)
-
-
 @pytest.fixture(scope="module")
 def fixture_hef() -> bytes:
     """The real HEF embedded in Hailo's shortcut_example.onnx (27,684 bytes)."""
@@ -147,7 +133,6 @@ def test_read_fork_multiple_outputs_unnamed_node():
     assert out0.device_shape[1:] == [4, 4, 8]
 
 
-@needs_hef_reader
 def test_read_fork_with_parsed_hef():
     (node,) = read(shared_fixture(MULTI))
     assert node.hef is not None

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import shared_fixture
 
+import hailo_ort.hef
 from hailo_ort.errors import ArchError, DeviceError, HailoOrtError
 from hailo_ort.hailoop.types import CompiledPartition, StreamSpec
 from hailo_ort.partition.types import Partition
@@ -689,10 +690,7 @@ def test_hailo8_device_runs_hailo8l_hef(fake_hp):
 
 
 def test_arch_from_the_hef_reader(fake_hp):
-    """Needs hailo_ort.hef.read (another stage); the HEF's own arch decides."""
-    hef_module = importlib.import_module("hailo_ort.hef")
-    if not hasattr(hef_module, "read"):
-        pytest.skip("hailo_ort.hef.read is not available in this tree yet")
+    """With hailo_ort.hef.read, the HEF's own arch decides."""
     hef = shared_fixture("hef/scrfd_2.5g_hailo10h_v3.hef").read_bytes()
     part = _compiled(hef, [_spec("scrfd_2_5g/input_layer1", (640, 640, 3))], [], arch="hailo8")
     with hailort.open_device() as device, pytest.raises(hailort.HefIncompatibleError) as info:
@@ -721,14 +719,11 @@ def test_arch_from_the_hef_reader(fake_hp):
 )
 def test_every_fixture_hef_loads_and_runs_with_the_reader(fake_hp, relpath, device_arch):
     """Stream specs from hailo_ort.hef.read, as the session would build them."""
-    hef_module = importlib.import_module("hailo_ort.hef")
-    if not hasattr(hef_module, "read"):
-        pytest.skip("hailo_ort.hef.read is not available in this tree yet")
     if relpath.endswith(".onnx"):
         hef = _fork_hef(Path(relpath).stem)
     else:
         hef = shared_fixture(relpath).read_bytes()
-    group = hef_module.read(hef).network_groups[0]
+    group = hailo_ort.hef.read(hef).network_groups[0]
 
     def spec(v):
         h, w, c = v.shape

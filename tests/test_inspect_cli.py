@@ -9,11 +9,8 @@ import shlex
 import onnx
 import pytest
 from _graphs import YOLO_HEAD_CONVS, middle_unsupported, resnet_like, yolov8_like
-from _prepare_shim import ensure_prepare
 
 from hailo_ort.cli import main
-
-REAL_PREPARE = ensure_prepare()
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +184,6 @@ def test_dynamic_batch_fixed_with_input_shape(capsys, tmp_path):
     assert data["partitions"][0]["inputs"][0]["shape"] == [1, 3, 32, 32]
 
 
-@pytest.mark.skipif(not REAL_PREPARE, reason="example models come with stage 1 (hailo_ort.zoo)")
 def test_example_model(capsys):
     code, out, _ = run(capsys, "inspect", "example:yolov8n", "--arch", "hailo8l", "--json")
     assert code == 0

@@ -16,7 +16,6 @@ from _graphs import (
     yolov8_like,
 )
 from _partition_checks import boundary, contraction_has_cycle, weakly_connected
-from _prepare_shim import ensure_prepare
 from conftest import third_party_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,8 +25,6 @@ import hailo_ort
 from hailo_ort.errors import InputShapeError
 from hailo_ort.partition.partitioner import partition_model
 from hailo_ort.partition.support import load_support_table
-
-REAL_PREPARE = ensure_prepare()
 
 
 def check_consistent(result) -> None:

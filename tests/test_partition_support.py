@@ -8,15 +8,12 @@ from importlib import resources
 import numpy as np
 import pytest
 from _graphs import Builder
-from _prepare_shim import ensure_prepare
 from onnx import TensorProto, helper
 
 import hailo_ort
 from hailo_ort.archs import ARCHS
 from hailo_ort.errors import ArchError, HailoOrtError, SupportTableError
 from hailo_ort.partition.support import FAMILIES, load_support_table
-
-ensure_prepare()
 
 
 def test_one_table_per_family_shipped_as_package_data():

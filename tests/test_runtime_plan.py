@@ -14,14 +14,11 @@ import pytest
 import runtime_models as rm
 from fake_devices import FaultyDevice, install_fake_hailort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
-from runtime_models import hailoop_reader  # noqa: F401  (fixture)
 
 import hailo_ort
 from hailo_ort.errors import DeviceError, HailoOrtError
 from hailo_ort.runtime.devices.emulator import EmulatorDevice
 from hailo_ort.runtime.plan import CpuStep, DeviceStep
-
-pytestmark = pytest.mark.usefixtures("hailoop_reader")
 
 CPU = ["CPUExecutionProvider"]
 BOTH = ["HailoExecutionProvider", "CPUExecutionProvider"]
@@ -45,9 +42,7 @@ def emulator_session(model: onnx.ModelProto, **options) -> hailo_ort.InferenceSe
 
 
 def quant_step(model: onnx.ModelProto, tensor: str) -> float:
-    import hailoop_builder as hb
-
-    for found in hb.read(model):
+    for found in hailo_ort.hailoop.read(model):
         for spec in found.compiled.outputs:
             if spec.tensor == tensor:
                 return spec.quant.scale
@@ -71,9 +66,9 @@ def test_two_device_parts_with_a_cpu_branch() -> None:
     model, plain = rm.two_parts()
     sess = emulator_session(model)
     kinds = [(type(s).__name__, s.name) for s in sess._plan.steps]
-    assert ("DeviceStep", "hailoA") in kinds and ("DeviceStep", "hailoB") in kinds
-    assert kinds.index(("DeviceStep", "hailoA")) < kinds.index(("DeviceStep", "hailoB"))
-    assert sorted(sess.device_nodes) == ["hailoA", "hailoB"]
+    a, b = ("DeviceStep", "HailoOp_0"), ("DeviceStep", "HailoOp_1")
+    assert a in kinds and b in kinds and kinds.index(a) < kinds.index(b)
+    assert sorted(sess.device_nodes) == ["HailoOp_0", "HailoOp_1"]
     x = rm.calib([1, 3, 6, 6], TWO_PARTS_CALIB_SEED)
     z, side = sess.run(None, {"x": x})
     ref_z, ref_side = ort_run(plain, {"x": x})
@@ -170,7 +165,7 @@ def test_device_faults_raise_with_fallback_error(
     )
     x = rm.calib([1, 3, 8, 8], 14)
     device.mode = mode
-    with pytest.raises(DeviceError, match="hailo0"):
+    with pytest.raises(DeviceError, match="HailoOp_0"):
         sess.run(None, {"x": x})
     device.mode = None
     y, feat = sess.run(None, {"x": x})
@@ -295,9 +290,7 @@ def test_no_leak_over_many_runs() -> None:
 
 def test_emulator_device_contract() -> None:
     model, _ = rm.cnn()
-    import hailoop_builder as hb
-
-    compiled = hb.read(model)[0].compiled
+    compiled = hailo_ort.hailoop.read(model)[0].compiled
     device = EmulatorDevice(latency_ms=150)
     part = device.load(compiled, batch_size=1)
     spec = compiled.inputs[0]
@@ -328,11 +321,9 @@ def test_emulator_device_contract() -> None:
 
 def test_cpu_segment_with_subgraph_reading_outer_tensors() -> None:
     """An unnamed If node after the device part reads ``feat`` and an initializer from inside."""
-    import hailoop_builder as hb
     from onnx import TensorProto, helper, numpy_helper
 
     part = rm.conv_part(3, 4, 8, seed=1, name="dev")
-    hp = hb.hailo_part(part, ["x"], ["feat"], {"in": rm.calib([1, 3, 8, 8], CNN_CALIB_SEED)})
     feat_vi = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 8, 8])
     then_g = helper.make_graph(
         [helper.make_node("Add", ["feat", "bias"], ["o_then"])],
@@ -352,11 +343,15 @@ def test_cpu_segment_with_subgraph_reading_outer_tensors() -> None:
         helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
         helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
     ]
-    model = hb.make_model([hp.node, if_node], io_in, [feat_vi], [hp], inits)
     nodes, part_inits = rm.inline(part, ["x"], ["feat"], "dev_")
-    plain = hb.make_model([*nodes, if_node], io_in, [feat_vi], [], inits + part_inits)
+    plain = rm.make_model([*nodes, if_node], io_in, [feat_vi], inits + part_inits)
+    plain.graph.node[-1].name = ""  # the If node stays unnamed
+    calib = [{"x": rm.calib([1, 3, 8, 8], CNN_CALIB_SEED), "cond": np.array(True)}]
+    cp = rm.compile_part(plain, 0, plain.graph.node[: len(nodes)], ["x"], ["feat"], calib)
+    model = rm.hailo_model(plain, [cp])
+    assert model.graph.node[-1].op_type == "If" and not model.graph.node[-1].name
     sess = emulator_session(model)
-    assert sess.device_nodes == ["hailo0"]
+    assert sess.device_nodes == ["HailoOp_0"]
     x = rm.calib([1, 3, 8, 8], CNN_CALIB_SEED)
     step = quant_step(model, "feat")
     for cond in (True, False):
@@ -428,10 +423,8 @@ def test_closed_session_says_so() -> None:
 
 
 def test_emulator_gathers_queued_frames_into_device_batches() -> None:
-    import hailoop_builder as hb
-
     model, _ = rm.cnn()
-    compiled = hb.read(model)[0].compiled
+    compiled = hailo_ort.hailoop.read(model)[0].compiled
     device = EmulatorDevice(latency_ms=200)
     part = device.load(compiled, batch_size=4)
     spec = compiled.inputs[0]

@@ -12,7 +12,6 @@ import pytest
 import runtime_models as rm
 from fake_devices import install_fake_hailort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
-from runtime_models import hailoop_reader  # noqa: F401  (fixture)
 
 import hailo_ort
 from hailo_ort.errors import CompileError, DeviceError, HailoOrtError, ModelError
@@ -109,7 +108,7 @@ def test_missing_or_malformed_model_is_a_model_error(tmp_path) -> None:
 # ---- HailoOp models without a device ----------------------------------------------------------
 
 
-@pytest.mark.usefixtures("hailoop_reader", "no_hailort")
+@pytest.mark.usefixtures("no_hailort")
 def test_no_device_runs_float_fallback_like_plain_onnxruntime() -> None:
     model, plain = rm.cnn()
     x = rm.calib([1, 3, 8, 8], 3)
@@ -120,7 +119,7 @@ def test_no_device_runs_float_fallback_like_plain_onnxruntime() -> None:
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.usefixtures("hailoop_reader", "no_hailort")
+@pytest.mark.usefixtures("no_hailort")
 def test_no_device_with_fallback_error_raises() -> None:
     model, _ = rm.cnn()
     with pytest.raises(DeviceError, match="fallback=error"):
@@ -129,14 +128,13 @@ def test_no_device_with_fallback_error_raises() -> None:
         )
 
 
-@pytest.mark.usefixtures("hailoop_reader", "no_hailort")
+@pytest.mark.usefixtures("no_hailort")
 def test_model_without_fallback_body_needs_a_device() -> None:
     model, _ = rm.cnn(with_fallback=False, with_emulation=False, hef=rm.fixture_hef())
-    with pytest.raises(DeviceError, match=r"needs a Hailo device.*hailo0"):
+    with pytest.raises(DeviceError, match=r"needs a Hailo device.*HailoOp_0"):
         hailo_ort.InferenceSession(model.SerializeToString())
 
 
-@pytest.mark.usefixtures("hailoop_reader")
 def test_explicit_hailort_device_missing(no_hailort: list[dict]) -> None:
     model, _ = rm.cnn()
     opts = {"device": "hailort", "device_id": "0000:01:00.0", "group_id": "SHARED"}
@@ -154,7 +152,6 @@ def test_explicit_hailort_device_missing(no_hailort: list[dict]) -> None:
         )
 
 
-@pytest.mark.usefixtures("hailoop_reader")
 def test_cpu_only_providers_run_the_fallback() -> None:
     model, plain = rm.cnn()
     x = rm.calib([1, 3, 8, 8], 4)
@@ -166,10 +163,6 @@ def test_cpu_only_providers_run_the_fallback() -> None:
 def test_shared_fork_model_needs_a_device(no_hailort: list[dict]) -> None:
     from conftest import shared_fixture
 
-    import hailo_ort.hailoop as hailoop
-
-    if not hasattr(hailoop, "read"):
-        pytest.skip("needs the real HailoOp reader (hailo_ort.hailoop.read)")
     path = shared_fixture("hailo-fork/shortcut_example.onnx")
     with pytest.raises(DeviceError, match="needs a Hailo device"):
         hailo_ort.InferenceSession(str(path))
@@ -178,7 +171,6 @@ def test_shared_fork_model_needs_a_device(no_hailort: list[dict]) -> None:
 # ---- Hailo's fork ---------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("hailoop_reader")
 def test_fork_flavour_runs_through_the_fork_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     model, _ = rm.cnn(with_fallback=False, with_emulation=False, hef=rm.fixture_hef())
     model.ir_version = 8
@@ -216,6 +208,7 @@ def test_session_without_compiler_runs_on_cpu_and_logs_once(
         hailo_ort.session(str(path))
     messages = [r.getMessage() for r in caplog.records if "hailo-ort compile" in r.getMessage()]
     assert len(messages) == 1 and "tiny.onnx" in messages[0]
+    assert "compile='emulate'" in messages[0]  # the way to try it here
     x = np.ones((1, 16), np.float32)
     np.testing.assert_array_equal(first.run(None, {"x": x})[0], x + 1)
     assert first.get_providers() == CPU
@@ -223,23 +216,20 @@ def test_session_without_compiler_runs_on_cpu_and_logs_once(
         hailo_ort.session(str(path), compile="dfc")
 
 
-@pytest.mark.usefixtures("hailoop_reader", "no_hailort")
-def test_session_compile_emulate_runs_on_the_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    hailo_model, plain = rm.cnn()
-    calls = []
-
-    def fake_compile(model, arch=None, backend=None):
-        calls.append((arch, backend))
-        return hailo_model
-
-    monkeypatch.setattr(hailo_ort, "compile", fake_compile, raising=False)
-    sess = hailo_ort.session(plain, compile="emulate", arch="hailo8")
-    assert calls == [("hailo8", "emulate")]
+@pytest.mark.usefixtures("no_hailort")
+def test_session_compile_emulate_runs_on_the_emulator(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HAILO_ORT_CACHE_DIR", str(tmp_path / "cache"))
+    _, plain = rm.cnn()
+    calibration = [{"x": rm.calib([1, 3, 8, 8], seed)} for seed in range(20, 40)]
+    sess = hailo_ort.session(plain, compile="emulate", arch="hailo8", calibration=calibration)
     assert sess.get_providers() == ["HailoExecutionProvider", "CPUExecutionProvider"]
-    assert sess.device_nodes == ["hailo0"]
+    assert sess.get_provider_options()["HailoExecutionProvider"]["device"] == "emulator"
+    assert sess.device_nodes == ["HailoOp_0"]
     x = rm.calib([1, 3, 8, 8], 9)
     got = sess.run(["y"], {"x": x})[0]
-    np.testing.assert_allclose(got, ort_run(plain, {"x": x})[0], atol=0.05)
+    want = ort_run(plain, {"x": x})[0]
+    assert 0 < np.abs(got - want).max() <= 0.05
+    assert list(tmp_path.glob("*.onnx")) == []  # compiled in memory
 
 
 @pytest.mark.usefixtures("no_hailort")

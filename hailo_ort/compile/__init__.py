@@ -155,6 +155,34 @@ def default_output(model_path: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{stem}.hailo.onnx")
 
 
+def _model_source(model: Any) -> tuple[bool, str | None]:
+    """(is a file path, example name) for a model given to :func:`compile`.
+
+    Accepts what :func:`hailo_ort.graph.load_model` accepts (a path, bytes, a ModelProto,
+    ``"example:NAME"``) and a PreparedModel; a missing path is a one-line CompileError.
+    """
+    from ..graph.loader import EXAMPLE_PREFIX
+
+    if isinstance(model, str) and model.startswith(EXAMPLE_PREFIX):
+        name = model[len(EXAMPLE_PREFIX) :].strip()
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return False, safe or "example"
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file():
+            what = "is a folder, not an ONNX file" if path.is_dir() else "does not exist"
+            raise CompileError(f"model {model} {what}")
+        return True, None
+    return False, None
+
+
+def _takes_pixels(norm: Any) -> bool:
+    """Whether a leading input normalisation implies 0..255 pixels (e.g. mean 123.675) rather
+    than 0..1 images (mean 0.485, std 0.229: the torchvision convention)."""
+    values = [abs(float(v)) for v in (*norm.mean, *norm.std)]
+    return bool(values) and max(values) > 1.5
+
+
 def _read_script(model_script: str | os.PathLike[str] | None) -> str | None:
     """The model script text, from a file path or given as text."""
     if model_script is None:
@@ -189,7 +217,7 @@ def _toolchain_id(backend: str, python: str | None) -> str:
 
 
 def compile(
-    model: str | os.PathLike[str] | onnx.ModelProto,
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     arch: str,
     calibration: Any = None,
     input_shapes: Any = None,
@@ -204,6 +232,7 @@ def compile(
     progress: bool = True,
     *,
     calibration_limit: int | None = 1024,
+    image_scale: float | None = None,
     timeout: float | None = None,
     cache_root: str | os.PathLike[str] | None = None,
 ) -> CompileResult:
@@ -214,9 +243,11 @@ def compile(
     found through ``dfc_python`` / ``HAILO_DFC_PYTHON`` / this Python), ``"emulate"``
     (predicts 8-bit quantization effects; not the Hailo compiler), or ``"auto"`` (the DFC when
     found, else emulation). The result is written atomically to ``output`` (default:
-    ``<model>.hailo.onnx`` next to a model given as a path; nothing is written for a
-    ModelProto without ``output``). ``calibration_limit`` keeps the first N samples (1,024 by
-    default, as the Hailo model zoo uses; None keeps all). Every failure is a HailoOrtError and writes nothing.
+    ``<model>.hailo.onnx`` next to a model given as a path, ``./NAME.hailo.onnx`` for
+    ``"example:NAME"``; nothing is written for bytes or a ModelProto without ``output``). ``calibration_limit`` keeps the first N samples (1,024 by
+    default, as the Hailo model zoo uses; None keeps all). ``image_scale`` multiplies the 0..255
+    pixels of a calibration image folder (default: 1 when the model's input normalisation implies
+    0..255 pixels, else 1/255). Every failure is a HailoOrtError and writes nothing.
     """
     t_start = time.time()
     arch_name = get_arch(arch).name
@@ -226,12 +257,19 @@ def compile(
         raise CompileError(f"unknown flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
     if not 0 <= int(optimization_level) <= 4:
         raise CompileError(f"optimization level {optimization_level} is not in 0..4")
+    if image_scale is not None and not float(image_scale) > 0:
+        raise CompileError(f"image scale must be positive, got {image_scale}")
     script = _read_script(model_script)
-    is_path = not isinstance(model, onnx.ModelProto)
-    if is_path and not Path(model).is_file():
-        raise CompileError(f"model {model} does not exist")
-    out_path = Path(output) if output is not None else (default_output(model) if is_path else None)
-    if out_path is not None and is_path and out_path.resolve() == Path(model).resolve():
+    is_path, example = _model_source(model)
+    if output is not None:
+        out_path: Path | None = Path(output)
+    elif is_path:
+        out_path = default_output(model)  # type: ignore[arg-type]
+    elif example is not None:
+        out_path = Path.cwd() / f"{example}.hailo.onnx"
+    else:
+        out_path = None
+    if out_path is not None and is_path and out_path.resolve() == Path(model).resolve():  # type: ignore[arg-type]
         raise CompileError(f"the output {out_path} would overwrite the input model")
     with Progress(progress) as display:
         # 1. inspect
@@ -277,7 +315,9 @@ def compile(
             calibration,
             model_inputs(prepared),
             limit=calibration_limit,
-            pixel_inputs={n.input for n in normalizations},
+            image_scale=image_scale,
+            pixel_inputs={n.input for n in normalizations if _takes_pixels(n)},
+            unit_inputs={n.input for n in normalizations if not _takes_pixels(n)},
             on_progress=lambda done, total: display.bar(done, total, "calibration images"),
         )
 
@@ -360,7 +400,7 @@ def _fmt_tensors(specs: Sequence[Any]) -> str:
 
 def summarize(result: CompileResult, inspected: Any, model: Any, size: int, note: str = "") -> str:
     """Human-readable summary: what went where, sizes, time, cache, accuracy."""
-    src = "model" if isinstance(model, onnx.ModelProto) else str(model)
+    src = str(model) if isinstance(model, (str, os.PathLike)) else "model"
     dst = str(result.path) if result.path else "(not written)"
     lines = [
         f"compiled {src} -> {dst} ({_fmt_bytes(size)}) for {result.arch} in {result.seconds:.1f} s",

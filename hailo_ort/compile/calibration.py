@@ -215,11 +215,17 @@ def from_images(
 
 
 def random_calibration(
-    inputs: InputSpecs, n: int = RANDOM_SAMPLES, seed: int = 0, pixel_inputs: Iterable[str] = ()
+    inputs: InputSpecs,
+    n: int = RANDOM_SAMPLES,
+    seed: int = 0,
+    pixel_inputs: Iterable[str] = (),
+    unit_inputs: Iterable[str] = (),
 ) -> list[dict[str, np.ndarray]]:
-    """Random feeds (smoke tests only): pixel-like 0..255 for ``pixel_inputs``, N(0, 1) else."""
+    """Random feeds (smoke tests only): pixel-like 0..255 for ``pixel_inputs``, uniform 0..1
+    for ``unit_inputs`` (images scaled to 0..1), N(0, 1) else."""
     rng = np.random.default_rng(seed)
     pixel = set(pixel_inputs)
+    unit = set(unit_inputs) - pixel
     feeds: list[dict[str, np.ndarray]] = [{} for _ in range(n)]
     for name, (shape, dtype) in inputs.items():
         if np.dtype(dtype).kind != "f":
@@ -233,6 +239,8 @@ def random_calibration(
         for feed in feeds:
             if name in pixel:
                 x = rng.integers(0, 256, size=shape).astype(dtype)
+            elif name in unit:
+                x = rng.random(size=shape).astype(dtype)
             else:
                 x = rng.standard_normal(size=shape).astype(dtype)
             feed[name] = x
@@ -245,6 +253,7 @@ def load_calibration(
     *,
     limit: int | None = None,
     pixel_inputs: Iterable[str] = (),
+    unit_inputs: Iterable[str] = (),
     image_scale: float | None = None,
     random_samples: int = RANDOM_SAMPLES,
     seed: int = 0,
@@ -256,7 +265,8 @@ def load_calibration(
     models), an array or ``{name: array}`` (each ``[N, ...]``), an iterable of feeds, or the
     string ``"random"`` (with a warning; for smoke tests). ``pixel_inputs`` are inputs that
     the model normalises itself (it takes pixel values 0..255): images are fed to them as
-    0..255 and to other inputs as 0..1, unless ``image_scale`` says otherwise. ``limit`` keeps
+    0..255 and to other inputs as 0..1, unless ``image_scale`` says otherwise; ``unit_inputs``
+    are inputs the model normalises as 0..1 images (no warning; random data is 0..1). ``limit`` keeps
     the first N samples; ``on_progress(done, total)`` follows image decoding. Fewer than :data:`RECOMMENDED_SAMPLES` samples draw a warning.
     """
     if not inputs:
@@ -274,7 +284,7 @@ def load_calibration(
             CalibrationWarning,
             stacklevel=2,
         )
-        return random_calibration(inputs, random_samples, seed, pixel)
+        return random_calibration(inputs, random_samples, seed, pixel, unit_inputs)
 
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -284,11 +294,11 @@ def load_calibration(
             name = next(iter(inputs))
             if image_scale is None:
                 image_scale = 1.0 if name in pixel else 1.0 / 255.0
-                if name not in pixel:
+                if name not in pixel and name not in set(unit_inputs):
                     warnings.warn(
                         f"feeding calibration images to {name!r} as 0..1 (the model has no "
-                        "input normalisation that implies 0..255); pass image_scale=1.0 if it "
-                        "takes 0..255",
+                        "input normalisation that implies 0..255); if it takes 0..255 pass "
+                        "--image-scale 1 (image_scale=1.0 in Python)",
                         CalibrationWarning,
                         stacklevel=2,
                     )

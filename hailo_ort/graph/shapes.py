@@ -196,7 +196,8 @@ def fix_input_shapes(
             suggestion = ",".join(str(d) if isinstance(d, int) else "1" for d in dims)
             problems.append(
                 f"input {vi.name!r} has dynamic shape {_show_dims(dims)}; "
-                f"fix it with --input-shape {vi.name}={suggestion}"
+                f"fix it with --input-shape {vi.name}={suggestion} "
+                f"(input_shapes={{{vi.name!r}: [{suggestion.replace(',', ', ')}]}} in Python)"
             )
         else:
             fixed[vi.name] = list(dims)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..archs import get_arch
+from ..errors import ModelError
 from ..graph.prepared import PreparedModel
 from .partitioner import DEFAULT_MIN_PARTITION_SHARE, partition_model
 from .support import load_support_table
@@ -184,6 +185,21 @@ def _human(value: int) -> str:
     return str(value)
 
 
+def _refuse_compiled(model: Any) -> None:
+    """A model that already has HailoOp nodes was compiled: partitioning it again is a mistake."""
+    names = [
+        n.name or n.op_type
+        for n in model.graph.node
+        if n.op_type == "HailoOp" and n.domain == "ai.hailo"
+    ]
+    if names:
+        raise ModelError(
+            f"the model is already compiled: it has {len(names)} ai.hailo::HailoOp node(s) "
+            f"({', '.join(names[:3])}); `hailo-ort hailoop show` lists them, and `hailo-ort "
+            "hailoop fallback` gives back the float model (or start from the original .onnx)"
+        )
+
+
 def inspect(
     model: Any,
     arch: str = "hailo8",
@@ -213,6 +229,7 @@ def inspect(
         else:
             shapes = graph.parse_input_shapes(list(input_shapes))
         prepared = graph.prepare(model, shapes)
+    _refuse_compiled(prepared.model)
     plan = partition_model(prepared, table, min_partition_share=min_partition_share)
     return InspectResult(
         arch=target.name,

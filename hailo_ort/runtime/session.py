@@ -131,6 +131,10 @@ def _np_dtype(elem_type: int) -> np.dtype:
 
 def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
     """(what onnxruntime takes, the ModelProto without external data, the path if any)."""
+    from ..compile import CompileResult
+
+    if isinstance(source, CompileResult):  # what hailo_ort.compile returned
+        source = source.path if source.path is not None else source.model
     if isinstance(source, onnx.ModelProto):
         return source.SerializeToString(), source, None
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -139,6 +143,11 @@ def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
             return data, onnx.load_model_from_string(data), None
         except Exception as exc:
             raise ModelError(f"the model bytes are not an ONNX model: {exc}") from exc
+    if isinstance(source, str) and source.startswith("example:") and not Path(source).is_file():
+        from ..graph.loader import load_model
+
+        example = load_model(source)  # a built-in example (hailo_ort.zoo)
+        return example.SerializeToString(), example, None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -149,7 +158,8 @@ def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
             raise ModelError(f"{path} is not an ONNX model: {exc}") from exc
         return str(path), model, path
     raise ModelError(
-        f"expected a model path, bytes or onnx.ModelProto, got {type(source).__name__}"
+        f"expected a model path, bytes, onnx.ModelProto, 'example:NAME' or a CompileResult, got "
+        f"{type(source).__name__}"
     )
 
 
@@ -271,7 +281,12 @@ class InferenceSession:
                 return
             raise
         if device is None:
-            self._run_on_cpu(sites, "no Hailo device found", choice)
+            hint = (
+                " (its HailoOps were compiled for emulation: device='emulator' runs them)"
+                if all(site.compiled.hef is None for site in sites)
+                else ""
+            )
+            self._run_on_cpu(sites, f"no Hailo device found{hint}", choice)
             return
         try:
             loaded = load_partitions(sites, device, options)
@@ -306,11 +321,18 @@ class InferenceSession:
 
     def _run_on_cpu(self, sites: Sequence[Any], reason: str, choice: ProviderChoice) -> None:
         options = choice.hailo or HailoOptions()
-        missing = [s.name for s in sites if not s.has_fallback]
+        missing = [s for s in sites if not s.has_fallback]
         if missing:
+            names = ", ".join(s.name for s in missing)
+            if all(s.compiled.hef is None for s in missing):  # emulated, fallback stripped
+                raise DeviceError(
+                    f"this model needs the emulator ({reason}): HailoOp node(s) {names} were "
+                    "compiled for emulation and carry no float fallback to run on the CPU; "
+                    "open it with device='emulator'"
+                )
             raise DeviceError(
                 f"this model needs a Hailo device ({reason}): HailoOp node(s) "
-                f"{', '.join(missing)} carry no float fallback to run on the CPU "
+                f"{names} carry no float fallback to run on the CPU "
                 "(a DFC or Hailo-fork model); run it where HailoRT and a Hailo device are present"
             )
         if options.fallback == "error" and choice.hailo is not None:
@@ -870,6 +892,17 @@ def _device_arch(options: HailoOptions) -> str | None:
         device.close()
 
 
+def _emulated_only(model: onnx.ModelProto) -> bool:
+    """True when ``model`` has HailoOp nodes and none of them carries a HEF (emulate backend)."""
+    if not has_hailo_ops(model):
+        return False
+    try:
+        sites = read_hailo_ops(model)
+    except HailoOrtError:
+        return False  # InferenceSession reports the malformed node
+    return bool(sites) and all(site.compiled.hef is None for site in sites)
+
+
 def _compiled_model(result: Any) -> ModelSource:
     """What ``hailo_ort.compile`` returned, as something InferenceSession takes."""
     if isinstance(result, (onnx.ModelProto, bytes, str, os.PathLike)):
@@ -887,6 +920,7 @@ def session(
     compile: str | bool | None = None,
     arch: str | None = None,
     calibration: Any = None,
+    input_shapes: Any = None,
     sess_options: onnxruntime.SessionOptions | None = None,
     providers: Sequence[ProviderSpec] | None = None,
     **options: Any,
@@ -896,9 +930,11 @@ def session(
     ``compile``: None (compile with the DFC when it is installed, else run on the CPU and log
     why), ``"dfc"`` (the DFC or an error), ``"emulate"`` (the emulate backend; runs on the
     emulator unless ``device`` is given) or False (never compile). ``arch`` is the target arch
-    (default: that of the device present); ``calibration`` goes to ``hailo_ort.compile``. Other keyword arguments are HailoExecutionProvider
+    (default: that of the device present); ``calibration`` and ``input_shapes`` (``{name:
+    [1, 3, H, W]}`` for dynamic inputs) go to ``hailo_ort.compile``. Other keyword arguments are HailoExecutionProvider
     options (``device``, ``fallback``, ``batch_size``...). ``providers`` lists the providers
-    after the Hailo one (default CPU).
+    after the Hailo one (default CPU). A model whose HailoOps were all compiled for emulation
+    (no HEF) runs on the emulator unless ``device`` is given.
     """
     from .providers import parse_hailo_options
 
@@ -922,8 +958,12 @@ def session(
             import hailo_ort
 
             try:
-                extra = {} if calibration is None else {"calibration": calibration}
-                result = hailo_ort.compile(model, arch=target, backend=backend, **extra)
+                extra: dict[str, Any] = {} if calibration is None else {"calibration": calibration}
+                if input_shapes is not None:
+                    extra["input_shapes"] = input_shapes
+                # a path compiles to its .hailo.onnx beside it; anything else stays in memory
+                given = model if path is not None else proto
+                result = hailo_ort.compile(given, arch=target, backend=backend, **extra)
                 source = _compiled_model(result)
             except HailoOrtError as exc:
                 if compile is not None and compile != "auto":
@@ -941,10 +981,14 @@ def session(
                 logging.WARNING,
                 f"hailo_ort: running {name} on the CPU: {reason}. Compile it once on an x86-64 "
                 f"Linux host with the Hailo DFC: `hailo-ort compile {path or 'model.onnx'} "
-                "--arch <arch>`, then open the .hailo.onnx it writes",
+                "--arch <arch>`, then open the .hailo.onnx it writes (to preview 8-bit "
+                "accuracy here: compile='emulate', calibration=...)",
             )
         elif backend == "emulate" and "device" not in options:
             hailo = HailoOptions(**{**hailo.__dict__, "device": "emulator"})
+    elif "device" not in options and _emulated_only(proto):
+        # Compiled with the emulate backend: no HEF, so only the emulator can run it.
+        hailo = HailoOptions(**{**hailo.__dict__, "device": "emulator"})
     rest = list(providers) if providers is not None else [CPU_PROVIDER]
     provider_list: list[ProviderSpec] = [
         (HAILO_PROVIDER, {k: v for k, v in hailo.__dict__.items()}),

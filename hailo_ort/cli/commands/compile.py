@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
             "an ONNX model with ai.hailo::HailoOp nodes."
         ),
     )
-    p.add_argument("model", metavar="MODEL", help="the ONNX model")
+    p.add_argument("model", metavar="MODEL", help="the ONNX model (a path, or example:NAME)")
     p.add_argument("--arch", required=True, help=f"target: {', '.join(ARCHS)}")
     p.add_argument(
         "--calib",
@@ -35,6 +35,13 @@ def register(subparsers: Any) -> None:
         default=1024,
         metavar="N",
         help="use at most N calibration samples (default 1024)",
+    )
+    p.add_argument(
+        "--image-scale",
+        type=float,
+        metavar="S",
+        help="multiply calibration images' 0..255 pixel values by S (1 for a model that takes "
+        "0..255, 0.00392157 for 0..1; default: from the model's input normalisation)",
     )
     p.add_argument(
         "--input-shape",
@@ -52,7 +59,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ops", metavar="FILE", help="a support table overriding the built-in one")
     p.add_argument("--no-cache", action="store_true", help="do not use the compile cache")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
-    p.add_argument("-o", "--output", metavar="OUT", help="output path (default MODEL.hailo.onnx)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="output path (default MODEL.hailo.onnx; ./NAME.hailo.onnx for example:NAME)",
+    )
     p.set_defaults(func=run)
 
 
@@ -94,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             dfc_python=args.dfc_python,
             progress=not args.no_progress,
             calibration_limit=args.calib_limit if args.calib_limit > 0 else None,
+            image_scale=args.image_scale,
         )
     finally:
         warnings.showwarning = previous

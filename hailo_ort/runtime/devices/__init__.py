@@ -40,7 +40,9 @@ def open_hailort_device(options: HailoOptions) -> Device:
 def open_device(options: HailoOptions) -> Device | None:
     """The device the options ask for; None when ``device="auto"`` finds no HailoRT device.
 
-    ``"hailort"`` and ``"emulator"`` raise DeviceError when that device cannot be opened.
+    ``"hailort"`` and ``"emulator"`` raise DeviceError when that device cannot be opened; so
+    does ``"auto"`` when a Hailo device is present but cannot be opened (e.g. in use by another
+    process), rather than reporting "no device".
     """
     if options.device == "emulator":
         from .emulator import EmulatorDevice
@@ -51,5 +53,17 @@ def open_device(options: HailoOptions) -> Device | None:
     try:
         return open_hailort_device(options)
     except DeviceError as exc:
+        if _hailort_device_present():
+            raise  # a device is there but cannot be opened (busy, driver...): say why
         _log.debug("no HailoRT device: %s", exc)
         return None
+
+
+def _hailort_device_present() -> bool:
+    """Whether HailoRT is installed and sees a Hailo device (whether or not it can be opened)."""
+    try:
+        module = importlib.import_module("hailo_ort.runtime.devices.hailort")
+    except ImportError:
+        return False
+    available = getattr(module, "available", None)
+    return bool(available()) if callable(available) else False
