@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import OutputError
+
 
 def _umask() -> int:
     """The process umask (read from /proc where possible: os.umask() briefly changes it)."""
@@ -26,8 +28,20 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 
     The file gets the permissions an ordinary ``open(path, "w")`` would give it (an existing
     file's mode is kept; a new one is 0666 less the umask), not the temporary file's 0600.
+    Raises :class:`~hailo_ort.errors.OutputError` (also an ``OSError``) naming ``path`` and the
+    reason when it cannot be written.
     """
     target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder (give a file name)")
+    try:
+        return _write_bytes_atomic(target, data)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputError(f"cannot write {path}: {reason}") from exc
+
+
+def _write_bytes_atomic(target: Path, data: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = target.stat().st_mode & 0o7777
