@@ -222,7 +222,7 @@ def assign_node_names(graph: onnx.GraphProto) -> int:
 
 def prepare(
     model: ModelLike,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
     fold: bool = True,
 ) -> PreparedModel:
     """Load ``model`` and make it ready to partition (stage 1).
@@ -244,7 +244,7 @@ def prepare(
 
 def _prepare_loaded(
     loaded: onnx.ModelProto,
-    input_shapes: Mapping[str, Sequence[int]] | None,
+    input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None,
     fold: bool,
 ) -> PreparedModel:
     proto = onnx.ModelProto()

@@ -221,14 +221,7 @@ def inspect(
     else:
         from .. import graph
 
-        shapes: dict[str, list[int]] | None
-        if input_shapes is None:
-            shapes = None
-        elif isinstance(input_shapes, Mapping):
-            shapes = {k: [int(d) for d in v] for k, v in input_shapes.items()}
-        else:
-            shapes = graph.parse_input_shapes(list(input_shapes))
-        prepared = graph.prepare(model, shapes)
+        prepared = graph.prepare(model, input_shapes)  # prepare() checks input_shapes
     _refuse_compiled(prepared.model)
     plan = partition_model(prepared, table, min_partition_share=min_partition_share)
     return InspectResult(
