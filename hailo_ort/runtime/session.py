@@ -25,7 +25,7 @@ from typing import Any, Union
 import numpy as np
 import onnx
 import onnxruntime
-from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument, InvalidProtobuf, NoSuchFile
 
 from ..errors import CalibrationError, CompileError, DeviceError, HailoOrtError, ModelError
 from .devices import open_device
@@ -82,11 +82,15 @@ def _ort_prefixed(message: str) -> str:
 
 
 # ---- metadata objects (plan mode; pass-through sessions return onnxruntime's own) ----------
+# A plan session describes its inputs, outputs and metadata with onnxruntime's own NodeArg and
+# ModelMetadata objects, taken from a node-less onnxruntime session over the model's interface
+# (_ort_interface). Only if onnxruntime cannot build that does it use the look-alikes below.
 
 
 @dataclass(frozen=True)
 class NodeArg:
-    """A graph input or output as onnxruntime's ``NodeArg`` describes it."""
+    """A graph input or output as onnxruntime's ``NodeArg`` describes it (a look-alike used only
+    when onnxruntime cannot describe the model's interface itself)."""
 
     name: str
     type: str
@@ -122,6 +126,54 @@ def _node_arg(vi: onnx.ValueInfoProto) -> NodeArg:
     return NodeArg(vi.name, ort_type_name(t.elem_type), dims)
 
 
+@dataclass(frozen=True)
+class _Interface:
+    inputs: list[Any]
+    outputs: list[Any]
+    overridable: list[Any]
+    meta: Any
+
+
+def _ort_interface(model: onnx.ModelProto) -> _Interface | None:
+    """onnxruntime's NodeArg / ModelMetadata objects for ``model``'s inputs, outputs and metadata.
+
+    Built from a model with the same interface and no nodes (each output is also declared as
+    an input, so it needs no producer); None if onnxruntime refuses it.
+    """
+    g = model.graph
+    overridable = [i for i in g.initializer if any(vi.name == i.name for vi in g.input)]
+    if any(i.data_location == onnx.TensorProto.EXTERNAL for i in overridable):
+        return None
+    shell = onnx.ModelProto()
+    for name in ("ir_version", "producer_name", "producer_version", "domain", "doc_string"):
+        setattr(shell, name, getattr(model, name))
+    if model.HasField("model_version"):
+        shell.model_version = model.model_version
+    shell.opset_import.extend(model.opset_import)
+    shell.metadata_props.extend(model.metadata_props)
+    sg = shell.graph
+    sg.name, sg.doc_string = g.name, g.doc_string
+    sg.input.extend(g.input)
+    inputs = {vi.name for vi in g.input}
+    sg.input.extend(vi for vi in g.output if vi.name not in inputs)
+    sg.output.extend(g.output)
+    sg.initializer.extend(overridable)
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        sess = onnxruntime.InferenceSession(
+            shell.SerializeToString(), options, providers=[CPU_PROVIDER]
+        )
+    except Exception as exc:  # onnxruntime raises its own types; the look-alikes will do
+        _log.debug("cannot describe the model interface through onnxruntime: %s", exc)
+        return None
+    real_inputs = [a for a in sess.get_inputs() if a.name in inputs]
+    return _Interface(
+        real_inputs, sess.get_outputs(), sess.get_overridable_initializers(), sess.get_modelmeta()
+    )
+
+
 def _np_dtype(elem_type: int) -> np.dtype:
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
 
@@ -142,7 +194,8 @@ def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
         try:
             return data, onnx.load_model_from_string(data), None
         except Exception as exc:
-            raise ModelError(f"the model bytes are not an ONNX model: {exc}") from exc
+            error = _model_error(InvalidProtobuf(f"the model bytes are not an ONNX model: {exc}"))
+            raise error from exc
     if isinstance(source, str) and source.startswith("example:") and not Path(source).is_file():
         from ..graph.loader import load_model
 
@@ -150,12 +203,15 @@ def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
         return example.SerializeToString(), example, None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
+        if path.is_dir():
+            raise _model_error(InvalidProtobuf(f"model {path} is a folder, not an ONNX file"))
+        if not path.is_file():  # onnxruntime raises NoSuchFile: the error is one too
+            raise _model_error(NoSuchFile(f"model file not found: {path}"))
         try:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as exc:
-            raise ModelError(f"{path} is not an ONNX model: {exc}") from exc
+            error = _model_error(InvalidProtobuf(f"{path} is not an ONNX model: {exc}"))
+            raise error from exc
         return str(path), model, path
     raise ModelError(
         f"expected a model path, bytes, onnx.ModelProto, 'example:NAME' or a CompileResult, got "
@@ -351,13 +407,19 @@ class InferenceSession:
             vi.name: (_np_dtype(vi.type.tensor_type.elem_type), self._dims(vi)) for vi in g.input
         }
         self._required = [vi.name for vi in g.input if vi.name not in init_names]
+        interface = _ort_interface(model)
+        if interface is not None:  # onnxruntime's own objects, as a pass-through session gives
+            self._inputs, self._outputs = interface.inputs, interface.outputs
+            self._overridable, self._meta = interface.overridable, interface.meta
+            return
         self._meta = ModelMetadata(
             producer_name=model.producer_name,
             graph_name=g.name,
             domain=model.domain,
             description=model.doc_string,
             graph_description=g.doc_string,
-            version=int(model.model_version),
+            # onnxruntime reports an unset model_version as INT64_MAX
+            version=int(model.model_version) if model.HasField("model_version") else 2**63 - 1,
             custom_metadata_map={p.key: p.value for p in model.metadata_props},
         )
 
