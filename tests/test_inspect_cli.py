@@ -193,6 +193,39 @@ def test_example_model(capsys):
     )
 
 
+def test_example_parser_command_says_to_save_the_example(capsys):
+    code, out, _ = run(capsys, "inspect", "example:resnet18", "--arch", "hailo8")
+    assert code == 0
+    command = next(ln for ln in out.splitlines() if "hailo parser onnx" in ln)
+    assert shlex.split(command)[3] == "resnet18.onnx"
+    note = next(ln for ln in out.splitlines() if ln.strip().startswith("note:"))
+    assert "example:resnet18 is built in memory" in note
+    # the suggested snippet really writes the file the command names
+    snippet = note.split('python -c "', 1)[1].rstrip('"')
+    assert "get_example('resnet18')" in snippet and "'resnet18.onnx'" in snippet
+
+
+def test_parser_notes_name_nodes_that_have_no_unique_name_in_the_file(capsys, tmp_path):
+    """The DFC parser reads the user's file: renamed start/end nodes need a warning."""
+    model = resnet_like()
+    first_conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    first_conv.name = ""  # the partition starts here
+    path = tmp_path / "unnamed.onnx"
+    onnx.save(model, str(path))
+    code, out, _ = run(capsys, "inspect", str(path), "--arch", "hailo8", "--json")
+    assert code == 0
+    [part] = json.loads(out)["partitions"]
+    start = part["start_nodes"][0]
+    assert start.startswith("Conv_")  # the name prepare() gave it
+    [note] = part["parser_notes"]
+    assert f"{start} (no name)" in note and "re-export" in note
+    assert part["translate_call"].startswith("runner.translate_onnx_model('")
+    # a model whose start/end nodes are named in the file gets no such note
+    onnx.save(resnet_like(), str(tmp_path / "named.onnx"))
+    code, out, _ = run(capsys, "inspect", str(tmp_path / "named.onnx"), "--arch", "hailo8")
+    assert code == 0 and "note:" not in out
+
+
 def test_unknown_arch_in_a_real_process(tmp_path):
     import subprocess
     import sys
