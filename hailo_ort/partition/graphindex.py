@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from ..errors import ModelError
 from ..graph.prepared import PreparedModel
+from ..graph.toposort import topological_order
 
 
 class GraphIndex:
@@ -41,7 +42,13 @@ class GraphIndex:
                 self.opset = imp.version
         raw_nodes = list(graph.node)
         raw_inputs = [self.node_inputs(n) for n in raw_nodes]
-        order = self._toposort(raw_nodes, raw_inputs)
+        order, stuck = topological_order(raw_nodes, raw_inputs)
+        if stuck:
+            raise ModelError(
+                "the graph has a cycle through "
+                f"{[raw_nodes[i].name or raw_nodes[i].op_type for i in stuck][:5]}: "
+                "it is not a valid ONNX model"
+            )
         self.nodes: list[onnx.NodeProto] = [raw_nodes[i] for i in order]
         #: inputs of each node (with outer-scope reads of subgraphs), aligned with ``nodes``
         self.inputs: list[list[str]] = [raw_inputs[i] for i in order]
@@ -97,42 +104,6 @@ class GraphIndex:
                         if t and t not in local and t not in names:
                             names.append(t)
         return names
-
-    @staticmethod
-    def _toposort(nodes: list[onnx.NodeProto], inputs: list[list[str]]) -> list[int]:
-        """Node order: the file order when it is topological (the usual case), else Kahn's
-        algorithm taking the earliest ready node first."""
-        producer: dict[str, int] = {}
-        for i, n in enumerate(nodes):
-            for o in n.output:
-                if o:
-                    producer[o] = i
-        deps_of = [
-            {producer[t] for t in ins if t in producer and producer[t] != i}
-            for i, ins in enumerate(inputs)
-        ]
-        if all(d < i for i, deps in enumerate(deps_of) for d in deps):
-            return list(range(len(nodes)))
-        import heapq
-
-        indegree = [len(deps) for deps in deps_of]
-        succs: list[list[int]] = [[] for _ in nodes]
-        for i, deps in enumerate(deps_of):
-            for d in deps:
-                succs[d].append(i)
-        ready = [i for i, d in enumerate(indegree) if d == 0]
-        heapq.heapify(ready)
-        order: list[int] = []
-        while ready:
-            i = heapq.heappop(ready)
-            order.append(i)
-            for s in succs[i]:
-                indegree[s] -= 1
-                if indegree[s] == 0:
-                    heapq.heappush(ready, s)
-        if len(order) != len(nodes):
-            raise ModelError("the graph has a cycle: it is not a valid ONNX model")
-        return order
 
     # --- tensors -------------------------------------------------------------------------------
     def is_constant(self, tensor: str) -> bool:
