@@ -15,6 +15,7 @@ from ..errors import HailoOrtError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hailo-ort`` argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="hailo-ort",
         description="Run ONNX models on Hailo accelerators through ONNX Runtime.",

@@ -30,4 +30,5 @@ class PreparedModel:
 
     @property
     def total_flops(self) -> int:
+        """FLOPs of the whole model (sum over nodes)."""
         return sum(self.node_flops.values())

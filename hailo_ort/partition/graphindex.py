@@ -107,6 +107,7 @@ class GraphIndex:
 
     # --- tensors -------------------------------------------------------------------------------
     def is_constant(self, tensor: str) -> bool:
+        """Whether ``tensor`` is an initializer or a Constant node's output."""
         return tensor in self.constants
 
     def const_value(self, tensor: str) -> np.ndarray | None:
@@ -149,6 +150,7 @@ class GraphIndex:
         return [int(d) for d in shape]
 
     def dtype(self, tensor: str) -> str | None:
+        """The numpy dtype name of ``tensor``, or None if unknown."""
         if tensor in self.initializers:
             return onnx.helper.tensor_dtype_to_np_dtype(self.initializers[tensor].data_type).name
         return self.dtypes.get(tensor)
@@ -158,9 +160,11 @@ class GraphIndex:
         return [t for t in node.input if t and t not in self.constants]
 
     def flops(self, i: int) -> int:
+        """FLOPs of node ``i``."""
         return int(self.prepared.node_flops.get(self.names[i], 0))
 
     def params(self, i: int) -> int:
+        """Parameter count of node ``i``."""
         return int(self.prepared.node_params.get(self.names[i], 0))
 
 
@@ -178,10 +182,12 @@ def attrs(node: onnx.NodeProto) -> dict[str, Any]:
 
 
 def normalise_axis(axis: int, rank: int) -> int:
+    """A negative ``axis`` counted from the end of ``rank`` dims, as a non-negative index."""
     return axis + rank if axis < 0 else axis
 
 
 def as_int_list(values: Sequence[Any] | np.ndarray | None) -> list[int]:
+    """``values`` flattened to a list of Python ints (``[]`` for None)."""
     if values is None:
         return []
     return [int(v) for v in np.asarray(values).reshape(-1)]

@@ -38,6 +38,7 @@ class InspectResult:
 
     @property
     def device_flops(self) -> int:
+        """FLOPs that run on the device (all partitions)."""
         return sum(p.flops for p in self.partitions)
 
     @property

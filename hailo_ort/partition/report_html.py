@@ -66,6 +66,7 @@ def layout(gi: GraphIndex) -> tuple[list[int], list[float]]:
 
 
 def render_svg(result: InspectResult, gi: GraphIndex) -> str:
+    """The graph as an SVG, nodes coloured by placement."""
     n = len(gi.nodes)
     depth, pos = layout(gi)
     compact = n > 3000

@@ -703,17 +703,21 @@ class InferenceSession:
 
     # ---- introspection --------------------------------------------------------------------
     def get_inputs(self) -> list[Any]:
+        """The model inputs as onnxruntime ``NodeArg`` objects (name, type, shape)."""
         return self._ort.get_inputs() if self._plan is None else list(self._inputs)  # type: ignore[union-attr]
 
     def get_outputs(self) -> list[Any]:
+        """The model outputs as onnxruntime ``NodeArg`` objects (name, type, shape)."""
         return self._ort.get_outputs() if self._plan is None else list(self._outputs)  # type: ignore[union-attr]
 
     def get_overridable_initializers(self) -> list[Any]:
+        """Initializers a feed may override (graph inputs with a default), as ``NodeArg``."""
         if self._plan is None:
             return self._ort.get_overridable_initializers()  # type: ignore[union-attr]
         return list(self._overridable)
 
     def get_modelmeta(self) -> Any:
+        """The model's metadata as onnxruntime's ``ModelMetadata``."""
         return self._ort.get_modelmeta() if self._plan is None else self._meta  # type: ignore[union-attr]
 
     def get_providers(self) -> list[str]:
@@ -725,6 +729,7 @@ class InferenceSession:
         return [HAILO_PROVIDER, *(p for p in rest if p != HAILO_PROVIDER)]
 
     def get_provider_options(self) -> dict[str, dict[str, str]]:
+        """Options per provider; the Hailo entry shows the options in effect."""
         if self._plan is None:
             return self._ort.get_provider_options()  # type: ignore[union-attr]
         cpu = self._plan.cpu_sessions
@@ -732,6 +737,7 @@ class InferenceSession:
         return {HAILO_PROVIDER: (self._hailo or HailoOptions()).to_strings(), **rest}
 
     def get_session_options(self) -> onnxruntime.SessionOptions:
+        """The ``SessionOptions`` the session was created with."""
         if self._plan is None:
             return self._ort.get_session_options()  # type: ignore[union-attr]
         return self._sess_options or onnxruntime.SessionOptions()
@@ -747,16 +753,19 @@ class InferenceSession:
         self._build(choice)
 
     def end_profiling(self) -> str:
+        """Stop onnxruntime profiling and return the profile file (first CPU segment's in a plan)."""
         if self._plan is None:
             return self._ort.end_profiling()  # type: ignore[union-attr]
         files = [s.end_profiling() for s in self._plan.cpu_sessions]
         return next((f for f in files if f), "")
 
     def disable_fallback(self) -> None:
+        """As onnxruntime's (provider fallback); no effect in plan mode."""
         if self._plan is None:
             self._ort.disable_fallback()  # type: ignore[union-attr]
 
     def enable_fallback(self) -> None:
+        """As onnxruntime's (provider fallback); no effect in plan mode."""
         if self._plan is None:
             self._ort.enable_fallback()  # type: ignore[union-attr]
 
@@ -827,9 +836,11 @@ class PlanIOBinding:
         self._results: list[onnxruntime.OrtValue] = []
 
     def bind_cpu_input(self, name: str, arr_on_cpu: np.ndarray) -> None:
+        """Bind a numpy array as the input ``name``."""
         self._inputs[name] = arr_on_cpu
 
     def bind_ortvalue_input(self, name: str, ortvalue: onnxruntime.OrtValue) -> None:
+        """Bind an ``OrtValue`` (CPU memory) as the input ``name``."""
         self._inputs[name] = ortvalue
 
     def bind_input(
@@ -841,6 +852,7 @@ class PlanIOBinding:
         shape: Sequence[int],
         buffer_ptr: int,
     ) -> None:
+        """Bind CPU memory at ``buffer_ptr`` (``element_type``, ``shape``) as the input ``name``."""
         self._inputs[name] = _view(device_type, element_type, shape, buffer_ptr)
 
     def bind_output(
@@ -852,6 +864,7 @@ class PlanIOBinding:
         shape: Sequence[int] | None = None,
         buffer_ptr: int | None = None,
     ) -> None:
+        """Bind the output ``name``: to a CPU buffer at ``buffer_ptr``, or (no buffer) to memory the run allocates."""
         if buffer_ptr is None:
             self._outputs[name] = None
         else:
@@ -862,12 +875,15 @@ class PlanIOBinding:
             self._outputs[name] = _view(device_type, element_type, shape, buffer_ptr)
 
     def bind_ortvalue_output(self, name: str, ortvalue: onnxruntime.OrtValue) -> None:
+        """Bind an ``OrtValue`` (CPU memory) to receive the output ``name``."""
         self._outputs[name] = ortvalue
 
     def clear_binding_inputs(self) -> None:
+        """Forget every bound input."""
         self._inputs.clear()
 
     def clear_binding_outputs(self) -> None:
+        """Forget every bound output."""
         self._outputs.clear()
 
     def synchronize_inputs(self) -> None:
@@ -877,9 +893,11 @@ class PlanIOBinding:
         """CPU memory: nothing to synchronise."""
 
     def get_outputs(self) -> list[onnxruntime.OrtValue]:
+        """The outputs of the last run as ``OrtValue`` objects."""
         return list(self._results)
 
     def copy_outputs_to_cpu(self) -> list[np.ndarray]:
+        """The outputs of the last run as numpy arrays."""
         return [v.numpy() for v in self._results]
 
     def _run(self, run_options: Any) -> None:

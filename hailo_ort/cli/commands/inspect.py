@@ -10,6 +10,7 @@ from ...archs import ARCHS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``inspect`` subcommand."""
     p = subparsers.add_parser(
         "inspect",
         help="partition a model for a Hailo arch and report what runs where",
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``hailo-ort inspect``; returns the exit code."""
     from ...archs import get_arch
     from ...fileio import write_text_atomic
     from ...partition.inspect import inspect
