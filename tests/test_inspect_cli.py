@@ -87,6 +87,30 @@ def test_html_report_is_written_and_self_contained(capsys, tmp_path, yolo_path):
     assert not list(report.parent.glob(".*.tmp"))  # atomic write leaves no temp file
 
 
+def test_html_report_reads_well(yolo_path):
+    """Legend lists only the placements present, with counts; labels stay readable on light
+    fills; the parser notes appear; the CPU table comes before the long graph."""
+    from hailo_ort.partition.inspect import inspect
+    from hailo_ort.partition.report_html import _text_colour
+
+    result = inspect(str(yolo_path), arch="hailo8l")
+    html = result.to_html()
+    legend = html.split('<p class="legend">', 1)[1].split("</p>", 1)[0]
+    categories: dict[str, int] = {}
+    for c in result.cpu_nodes:
+        key = c.reason.split(":", 1)[0]
+        categories[key] = categories.get(key, 0) + 1
+    for key, count in categories.items():
+        assert f"CPU: {key} ({count})" in legend
+    assert "CPU: dynamic shape" not in legend  # no such node in this model
+    assert f"partition 0 ({len(result.partitions[0].nodes)})" in legend
+    assert _text_colour("#fdd835") == "#111" and _text_colour("#2e7d32") == "#fff"
+    assert html.index("<h2>CPU nodes") < html.index("<svg")
+    assert "stroke-dasharray" in html  # the skip connections are drawn apart from chains
+    example = inspect("example:resnet18", arch="hailo8").to_html()
+    assert "example:resnet18 is built in memory" in example
+
+
 def test_html_large_graph_stays_compact(tmp_path):
     from _graphs import Builder
     from onnx import TensorProto, helper
