@@ -38,7 +38,13 @@ def one_line_error(capsys, argv: list[str]) -> str:
     return lines[0]
 
 
-def test_compile_output_is_a_folder(capsys, tmp_path, model_path):
+def test_compile_output_is_a_folder(capsys, monkeypatch, tmp_path, model_path):
+    import hailo_ort.compile
+
+    def must_not_compile(*args, **kwargs):
+        raise AssertionError("compiled although the output cannot be written")
+
+    monkeypatch.setattr(hailo_ort.compile, "compile", must_not_compile)  # checked before work
     folder = tmp_path / "adir"
     folder.mkdir()
     argv = ["compile", str(model_path), "--arch", "hailo8", "--backend", "emulate"]

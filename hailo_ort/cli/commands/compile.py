@@ -85,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     logger.addHandler(handler)
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
+    if args.output:
+        from ...fileio import check_writable
+
+        check_writable(args.output)  # before minutes of compiling, not after
     input_shapes = None
     if args.input_shape:
         from ...graph import parse_input_shapes
