@@ -43,5 +43,9 @@ class CalibrationError(CompileError, ValueError):
     """Calibration data is missing or does not match the model inputs."""
 
 
+class OutputError(HailoOrtError, OSError):
+    """An output file cannot be written (folder in the way, no permission, disk full...)."""
+
+
 class DeviceError(HailoOrtError, RuntimeError):
     """No usable device, or the device failed or timed out."""

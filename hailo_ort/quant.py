@@ -31,13 +31,13 @@ class QuantInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "zp": float(self.zp),
+            "zp": float(self.zp) + 0.0,  # + 0.0 turns -0.0 into 0.0
             "scale": float(self.scale),
             "limvals_min": float(self.limvals_min),
             "limvals_max": float(self.limvals_max),
         }
         if self.per_feature:
-            d["zps"] = [float(v) for v in self.zps]
+            d["zps"] = [float(v) + 0.0 for v in self.zps]
             d["scales"] = [float(v) for v in self.scales]
         return d
 
@@ -60,7 +60,7 @@ def quant_from_range(lo: float, hi: float, dtype: str = "uint8") -> QuantInfo:
     if hi - lo < 1e-12:
         hi = lo + 1e-6
     scale = (hi - lo) / qmax
-    zp = float(np.clip(np.round(-lo / scale), 0, qmax))
+    zp = float(np.clip(np.round(-lo / scale), 0, qmax)) + 0.0  # 0.0, never -0.0
     return QuantInfo(
         zp=zp,
         scale=scale,

@@ -149,6 +149,9 @@ def test_node_naming_unique_and_stable():
     assert names[0].startswith("MatMul_0")
     assert names[4] == "keep"
     assert names[5] == "Relu_5"
+    # Each new name maps back to the name in the file ("" for none); kept names are not listed.
+    renamed = prepare(model, fold=False).renamed_nodes
+    assert renamed == {names[0]: "", names[2]: "dup", "Relu_5": ""}
     # The caller's model is not modified.
     assert model.graph.node[0].name == ""
 

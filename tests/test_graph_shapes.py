@@ -37,7 +37,9 @@ def test_parse_input_shape():
         ("images", "expected NAME=D1,D2"),
         ("=1,2", "expected NAME=D1,D2"),
         ("x=", "no dimensions"),
-        ("x=1,,3", "dimension '' is not a positive integer"),
+        ("x=1,,3", "an empty dimension"),
+        ("x=1,3,x", "dimension 'x' is not a positive integer"),  # 'x' alone is no separator
+        ("x=1x3x", "dimension '1x3x' is not a positive integer"),
         ("x=1,-3", "dimension '-3' is not a positive integer"),
         ("x=1,0", "dimension '0' is not a positive integer"),
         ("x=1,3.5", "dimension '3.5'"),
@@ -55,6 +57,39 @@ def test_parse_input_shapes_list():
     assert parse_input_shapes(None) == {}
     with pytest.raises(InputShapeError, match="'a' is given more than one shape"):
         parse_input_shapes(["a=1", "a=2"])
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"x": [1, 3, 8, 8]}, [1, 3, 8, 8]),
+        ({"x": (1, 3, 8, 8)}, [1, 3, 8, 8]),
+        ({"x": np.array([1, 3, 8, 8])}, [1, 3, 8, 8]),
+        ({"x": "1,3,8,8"}, [1, 3, 8, 8]),
+        ("x=1x3x8x8", [1, 3, 8, 8]),
+        (["x=1,3,8,8"], [1, 3, 8, 8]),
+    ],
+)
+def test_api_input_shapes_forms(given, expected):
+    assert prepare(_conv_model(["n", 3, 8, 8]), given).input_shapes == {"x": expected}
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ({"x": "a"}, "dimension 'a' is not a positive integer"),
+        ({"x": ["a", 3, 8, 8]}, "must be a list of positive integers"),
+        ({"x": [1.5, 3, 8, 8]}, "must be a list of positive integers"),
+        ({"x": [True, 3, 8, 8]}, "must be a list of positive integers"),
+        ({"x": None}, "must be a list of positive integers"),
+        ({1: [1, 3, 8, 8]}, "keyed by input name"),
+        ([1, 3, 8, 8], "input_shapes must be"),
+        (5, "input_shapes must be"),
+    ],
+)
+def test_api_input_shapes_misuse_is_an_input_shape_error(given, problem):
+    with pytest.raises(InputShapeError, match=problem):
+        prepare(_conv_model(["n", 3, 8, 8]), given)
 
 
 def test_dynamic_input_error_names_input_shape_and_flag():

@@ -87,6 +87,30 @@ def test_html_report_is_written_and_self_contained(capsys, tmp_path, yolo_path):
     assert not list(report.parent.glob(".*.tmp"))  # atomic write leaves no temp file
 
 
+def test_html_report_reads_well(yolo_path):
+    """Legend lists only the placements present, with counts; labels stay readable on light
+    fills; the parser notes appear; the CPU table comes before the long graph."""
+    from hailo_ort.partition.inspect import inspect
+    from hailo_ort.partition.report_html import _text_colour
+
+    result = inspect(str(yolo_path), arch="hailo8l")
+    html = result.to_html()
+    legend = html.split('<p class="legend">', 1)[1].split("</p>", 1)[0]
+    categories: dict[str, int] = {}
+    for c in result.cpu_nodes:
+        key = c.reason.split(":", 1)[0]
+        categories[key] = categories.get(key, 0) + 1
+    for key, count in categories.items():
+        assert f"CPU: {key} ({count})" in legend
+    assert "CPU: dynamic shape" not in legend  # no such node in this model
+    assert f"partition 0 ({len(result.partitions[0].nodes)})" in legend
+    assert _text_colour("#fdd835") == "#111" and _text_colour("#2e7d32") == "#fff"
+    assert html.index("<h2>CPU nodes") < html.index("<svg")
+    assert "stroke-dasharray" in html  # the skip connections are drawn apart from chains
+    example = inspect("example:resnet18", arch="hailo8").to_html()
+    assert "example:resnet18 is built in memory" in example
+
+
 def test_html_large_graph_stays_compact(tmp_path):
     from _graphs import Builder
     from onnx import TensorProto, helper
@@ -191,6 +215,39 @@ def test_example_model(capsys):
     assert sorted(data["partitions"][0]["end_nodes"]) == sorted(
         f"/model.22/cv{b}.{i}/cv{b}.{i}.2/Conv" for i in range(3) for b in (2, 3)
     )
+
+
+def test_example_parser_command_says_to_save_the_example(capsys):
+    code, out, _ = run(capsys, "inspect", "example:resnet18", "--arch", "hailo8")
+    assert code == 0
+    command = next(ln for ln in out.splitlines() if "hailo parser onnx" in ln)
+    assert shlex.split(command)[3] == "resnet18.onnx"
+    note = next(ln for ln in out.splitlines() if ln.strip().startswith("note:"))
+    assert "example:resnet18 is built in memory" in note
+    # the suggested snippet really writes the file the command names
+    snippet = note.split('python -c "', 1)[1].rstrip('"')
+    assert "get_example('resnet18')" in snippet and "'resnet18.onnx'" in snippet
+
+
+def test_parser_notes_name_nodes_that_have_no_unique_name_in_the_file(capsys, tmp_path):
+    """The DFC parser reads the user's file: renamed start/end nodes need a warning."""
+    model = resnet_like()
+    first_conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    first_conv.name = ""  # the partition starts here
+    path = tmp_path / "unnamed.onnx"
+    onnx.save(model, str(path))
+    code, out, _ = run(capsys, "inspect", str(path), "--arch", "hailo8", "--json")
+    assert code == 0
+    [part] = json.loads(out)["partitions"]
+    start = part["start_nodes"][0]
+    assert start.startswith("Conv_")  # the name prepare() gave it
+    [note] = part["parser_notes"]
+    assert f"{start} (no name)" in note and "re-export" in note
+    assert part["translate_call"].startswith("runner.translate_onnx_model('")
+    # a model whose start/end nodes are named in the file gets no such note
+    onnx.save(resnet_like(), str(tmp_path / "named.onnx"))
+    code, out, _ = run(capsys, "inspect", str(tmp_path / "named.onnx"), "--arch", "hailo8")
+    assert code == 0 and "note:" not in out
 
 
 def test_unknown_arch_in_a_real_process(tmp_path):

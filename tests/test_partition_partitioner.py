@@ -119,6 +119,17 @@ def test_scale_and_shift_normalisation_composes():
     assert nm.std == pytest.approx([63.75], rel=1e-5)
 
 
+def test_pure_scale_normalisation_has_mean_zero_not_minus_zero():
+    """x * (1/255): mean is -0/a = -0.0 in IEEE arithmetic; the script must say 0, not -0."""
+    b = Builder()
+    b.shapes["x"] = [1, 3, 16, 16]
+    y = b.node("Mul", ["x", b.const("k", np.array(1 / 255, np.float32))], "scale", [1, 3, 16, 16])
+    y = b.node("Relu", [b.conv(y, "conv", 8)], "relu", [1, 8, 16, 16])
+    m = b.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])], [y])
+    [nm] = hailo_ort.inspect(m, arch="hailo8").normalization
+    assert nm.model_script() == "normalization([0], [255])"
+
+
 def test_unsupported_op_in_the_middle_gives_hef_cpu_hef():
     model = middle_unsupported()
     result = hailo_ort.inspect(model, arch="hailo8")

@@ -105,6 +105,50 @@ def test_missing_or_malformed_model_is_a_model_error(tmp_path) -> None:
         hailo_ort.InferenceSession(str(bad))
 
 
+@pytest.mark.parametrize("case", ["missing", "folder", "garbage", "garbage-bytes"])
+def test_load_errors_keep_onnxruntime_types(tmp_path, case: str) -> None:
+    """Code written for onnxruntime (``except NoSuchFile``) still catches our load errors."""
+    source: object = {
+        "missing": tmp_path / "missing.onnx",
+        "folder": tmp_path,
+        "garbage": tmp_path / "bad.onnx",
+        "garbage-bytes": b"\x00not a model",
+    }[case]
+    (tmp_path / "bad.onnx").write_bytes(b"\x00not a model")
+    with pytest.raises(Exception) as theirs:
+        onnxruntime.InferenceSession(source if isinstance(source, bytes) else str(source))
+    with pytest.raises(ModelError) as ours:
+        hailo_ort.InferenceSession(source)
+    assert isinstance(ours.value, type(theirs.value)), (type(ours.value), type(theirs.value))
+    if case == "folder":
+        assert "is a folder" in str(ours.value)
+
+
+def test_plan_session_describes_itself_with_onnxruntime_objects() -> None:
+    """A plan session's NodeArg / ModelMetadata are onnxruntime's, equal to a plain session's."""
+    model, _ = rm.cnn()
+    model.producer_name, model.doc_string = "me", "a doc"
+    onnx.helper.set_model_props(model, {"k": "v"})
+    ours = hailo_ort.InferenceSession(
+        model.SerializeToString(),
+        providers=[("HailoExecutionProvider", {"device": "emulator"}), "CPUExecutionProvider"],
+    )
+    assert ours.device_nodes  # the plan path, not the pass-through
+    ref = onnxruntime.InferenceSession(model.SerializeToString(), providers=CPU)
+    for got, want in [
+        (ours.get_inputs(), ref.get_inputs()),
+        (ours.get_outputs(), ref.get_outputs()),
+    ]:
+        assert all(isinstance(a, onnxruntime.NodeArg) for a in got)
+        assert [(a.name, a.type, a.shape) for a in got] == [(a.name, a.type, a.shape) for a in want]
+    meta, want_meta = ours.get_modelmeta(), ref.get_modelmeta()
+    assert isinstance(meta, onnxruntime.ModelMetadata)
+    fields = ["producer_name", "graph_name", "domain", "description", "version"]
+    assert [getattr(meta, f) for f in fields] == [getattr(want_meta, f) for f in fields]
+    assert meta.custom_metadata_map == want_meta.custom_metadata_map == {"k": "v"}
+    assert meta.version == 2**63 - 1  # onnxruntime's value for an unset model_version
+
+
 # ---- HailoOp models without a device ----------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from ..errors import HailoOrtError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hailo-ort`` argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="hailo-ort",
         description="Run ONNX models on Hailo accelerators through ONNX Runtime.",
@@ -41,11 +42,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HailoOrtError as exc:
         print(f"hailo-ort {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:  # a file the command reads or writes that no layer below reported
+        print(f"hailo-ort {args.command}: error: {_describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("hailo-ort: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """One line naming the file and the OS reason, e.g. ``out.onnx: Permission denied``."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return reason
+    names = str(exc.filename)
+    if exc.filename2 is not None:
+        names += f" -> {exc.filename2}"
+    return f"{names}: {reason}"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from .loader import assign_node_names, load_model, prepare
 from .prepared import PreparedModel
-from .shapes import parse_input_shape, parse_input_shapes
+from .shapes import normalize_input_shapes, parse_input_shape, parse_input_shapes
 from .subgraph import extract_subgraph, value_infos
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "assign_node_names",
     "extract_subgraph",
     "load_model",
+    "normalize_input_shapes",
     "parse_input_shape",
     "parse_input_shapes",
     "prepare",

@@ -186,12 +186,13 @@ def load_model(model: ModelLike) -> onnx.ModelProto:
     return proto
 
 
-def assign_node_names(graph: onnx.GraphProto) -> int:
+def assign_node_names(graph: onnx.GraphProto, renamed: dict[str, str] | None = None) -> int:
     """Give every node of ``graph`` (not of its subgraphs) a unique non-empty name.
 
     Unnamed nodes become ``<op_type>_<index>``; a repeated name keeps its first owner and the
     later nodes get a ``_<k>`` suffix. Nodes with unique names are untouched. Returns how many
-    names changed.
+    names changed; ``renamed`` (if given) receives ``{new name: name in the file}`` for each
+    (``""`` for a node that had no name).
     """
     counts: dict[str, int] = {}
     for node in graph.node:
@@ -214,6 +215,8 @@ def assign_node_names(graph: onnx.GraphProto) -> int:
             while candidate in taken:
                 k += 1
                 candidate = f"{base}_{k}"
+        if renamed is not None:
+            renamed[candidate] = name
         node.name = candidate
         taken.add(candidate)
         changed += 1
@@ -222,7 +225,7 @@ def assign_node_names(graph: onnx.GraphProto) -> int:
 
 def prepare(
     model: ModelLike,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
     fold: bool = True,
 ) -> PreparedModel:
     """Load ``model`` and make it ready to partition (stage 1).
@@ -244,14 +247,15 @@ def prepare(
 
 def _prepare_loaded(
     loaded: onnx.ModelProto,
-    input_shapes: Mapping[str, Sequence[int]] | None,
+    input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None,
     fold: bool,
 ) -> PreparedModel:
     proto = onnx.ModelProto()
     proto.CopyFrom(loaded)
     graph = proto.graph
     drop_initializer_inputs(graph)
-    assign_node_names(graph)
+    renamed: dict[str, str] = {}
+    assign_node_names(graph, renamed)
     fixed = fix_input_shapes(proto, input_shapes)
     infer_shapes(proto)
     folded: list[str] = []
@@ -267,4 +271,5 @@ def _prepare_loaded(
         folded=folded,
         shapes=shapes,
         dtypes=dtypes,
+        renamed_nodes=renamed,
     )

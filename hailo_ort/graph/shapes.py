@@ -21,27 +21,38 @@ _INFERENCE_DATA_LIMIT = 4096
 
 
 # ---------------------------------------------------------------------------------- parsing
+_EXAMPLE = "e.g. images=1,3,640,640"
+
+
+def _parse_dims(text: str, spec: str) -> list[int]:
+    """Dims from ``D1,D2,...`` (or ``D1xD2x...``); names the offending dimension if any."""
+    if not text.strip():
+        raise InputShapeError(f"bad input shape {spec!r}: no dimensions after '=' ({_EXAMPLE})")
+    dims: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            raise InputShapeError(
+                f"bad input shape {spec!r}: an empty dimension (a doubled or trailing comma?)"
+            )
+        # "1x3x224x224" is a shorthand for "1,3,224,224"; a lone "x" is not a separator
+        pieces = re.split(r"[xX]", part) if re.fullmatch(r"\d+(?:[xX]\d+)+", part) else [part]
+        for piece in pieces:
+            if not piece.isdigit() or int(piece) <= 0:
+                raise InputShapeError(
+                    f"bad input shape {spec!r}: dimension {piece!r} is not a positive integer"
+                )
+            dims.append(int(piece))
+    return dims
+
+
 def parse_input_shape(spec: str) -> tuple[str, list[int]]:
-    """Parse one ``NAME=D1,D2,...`` (``x`` also separates dims) into ``(name, [dims])``."""
+    """Parse one ``NAME=D1,D2,...`` (or ``NAME=D1xD2x...``) into ``(name, [dims])``."""
     text = spec.strip()
     name, sep, dims_text = text.rpartition("=")
     if not sep or not name.strip():
-        raise InputShapeError(
-            f"bad input shape {spec!r}: expected NAME=D1,D2,... (e.g. images=1,3,640,640)"
-        )
-    name = name.strip()
-    parts = [p for p in re.split(r"[,xX]", dims_text.strip())]
-    if not dims_text.strip():
-        raise InputShapeError(f"bad input shape {spec!r}: no dimensions after '='")
-    dims: list[int] = []
-    for part in parts:
-        part = part.strip()
-        if not part.isdigit() or int(part) <= 0:
-            raise InputShapeError(
-                f"bad input shape {spec!r}: dimension {part!r} is not a positive integer"
-            )
-        dims.append(int(part))
-    return name, dims
+        raise InputShapeError(f"bad input shape {spec!r}: expected NAME=D1,D2,... ({_EXAMPLE})")
+    return name.strip(), _parse_dims(dims_text, spec)
 
 
 def parse_input_shapes(specs: Iterable[str] | str | None) -> dict[str, list[int]]:
@@ -53,6 +64,10 @@ def parse_input_shapes(specs: Iterable[str] | str | None) -> dict[str, list[int]
         specs = [specs]
     shapes: dict[str, list[int]] = {}
     for item in specs:
+        if not isinstance(item, str):
+            raise InputShapeError(
+                f"bad input shape {item!r}: expected a 'NAME=D1,D2,...' string ({_EXAMPLE})"
+            )
         for spec in re.split(r"[;\s]+", item.strip()):
             if not spec:
                 continue
@@ -61,6 +76,52 @@ def parse_input_shapes(specs: Iterable[str] | str | None) -> dict[str, list[int]
                 raise InputShapeError(f"input {name!r} is given more than one shape")
             shapes[name] = dims
     return shapes
+
+
+def _dims_of_value(name: str, value: object) -> list[int]:
+    """Dims of one ``input_shapes`` entry: a sequence of positive ints or a ``"1,3,H,W"`` text."""
+    if isinstance(value, str):
+        return _parse_dims(value, f"{name}={value}")
+    bad = InputShapeError(
+        f"input shape for {name!r} must be a list of positive integers "
+        f"(e.g. [1, 3, 224, 224]), got {value!r}"
+    )
+    if not isinstance(value, Sequence | np.ndarray) or isinstance(value, bytes):
+        raise bad
+    dims: list[int] = []
+    for d in value:
+        if isinstance(d, bool) or not isinstance(d, int | np.integer):
+            raise bad
+        dims.append(int(d))
+    if any(d <= 0 for d in dims):
+        raise InputShapeError(f"input shape for {name!r} has a non-positive dimension: {dims}")
+    return dims
+
+
+def normalize_input_shapes(input_shapes: object) -> dict[str, list[int]]:
+    """Check and convert the ``input_shapes`` a user passes to the Python API.
+
+    Accepts ``None``, ``{name: [dims]}`` (dims may also be a ``"1,3,H,W"`` string), or
+    ``"name=1,3,H,W"`` strings (one, or a list). Anything else raises
+    :class:`~hailo_ort.errors.InputShapeError` saying what was expected.
+    """
+    if input_shapes is None:
+        return {}
+    if isinstance(input_shapes, str):
+        return parse_input_shapes(input_shapes)
+    if isinstance(input_shapes, Mapping):
+        shapes: dict[str, list[int]] = {}
+        for name, value in input_shapes.items():
+            if not isinstance(name, str):
+                raise InputShapeError(f"input shapes are keyed by input name; got key {name!r}")
+            shapes[name] = _dims_of_value(name, value)
+        return shapes
+    if isinstance(input_shapes, Sequence) and all(isinstance(s, str) for s in input_shapes):
+        return parse_input_shapes(list(input_shapes))
+    raise InputShapeError(
+        "input_shapes must be {name: [dims]} or 'name=D1,D2,...' strings, got "
+        f"{type(input_shapes).__name__} {input_shapes!r}"[:300]
+    )
 
 
 # ------------------------------------------------------------------------------ inspection
@@ -142,7 +203,7 @@ def drop_initializer_inputs(graph: onnx.GraphProto) -> int:
 
 # ------------------------------------------------------------------------------ fixing
 def fix_input_shapes(
-    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None
+    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None
 ) -> dict[str, list[int]]:
     """Make every model input static, applying ``input_shapes`` overrides; returns the shapes.
 
@@ -151,7 +212,7 @@ def fix_input_shapes(
     """
     inputs = model_inputs(model.graph)
     by_name = {vi.name: vi for vi in inputs}
-    overrides = dict(input_shapes or {})
+    overrides = normalize_input_shapes(input_shapes)
     unknown = [n for n in overrides if n not in by_name]
     if unknown:
         real = ", ".join(repr(vi.name) for vi in inputs) or "(none)"
@@ -166,17 +227,7 @@ def fix_input_shapes(
             raise InputShapeError(f"input {vi.name!r} is not a tensor; it is not supported")
         dims = dims_of(vi.type)
         if vi.name in overrides:
-            try:
-                new = [int(d) for d in overrides[vi.name]]
-            except (TypeError, ValueError):
-                raise InputShapeError(
-                    f"input shape for {vi.name!r} must be a list of integers, got "
-                    f"{overrides[vi.name]!r}"
-                ) from None
-            if any(d <= 0 for d in new):
-                raise InputShapeError(
-                    f"input shape for {vi.name!r} has a non-positive dimension: {new}"
-                )
+            new = overrides[vi.name]
             if dims is not None and len(dims) != len(new):
                 raise InputShapeError(
                     f"input {vi.name!r} has rank {len(dims)} {_show_dims(dims)}, "

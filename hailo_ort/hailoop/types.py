@@ -29,6 +29,7 @@ class StreamSpec:
     host_order: str = "NCHW"  # "NCHW" for 4-D host tensors, "NC" for 2-D
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the form stored in HailoOp attributes)."""
         return {
             "vstream": self.vstream,
             "tensor": self.tensor,
@@ -43,6 +44,7 @@ class StreamSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StreamSpec:
+        """The inverse of :meth:`to_dict`."""
         return cls(
             vstream=d["vstream"],
             tensor=d["tensor"],

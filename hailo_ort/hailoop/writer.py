@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import HailoOpFormatError, ModelError
 from ..fileio import write_bytes_atomic
 from ..graph.subgraph import value_infos
+from ..graph.toposort import topological_order
 from . import format as fmt
 from ._model import ModelLike, elem_type_of, load_model, tensor_dtype, tensor_shape
 from .reader import hailo_node_name, is_hailo_op, payload_sha256, read
@@ -394,36 +395,12 @@ def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
 
 def _topological(nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
     """Stable topological order (keeps the given order where it is already valid)."""
-    producer: dict[str, int] = {}
-    for i, n in enumerate(nodes):
-        for o in n.output:
-            if o:
-                producer[o] = i
-    deps = [
-        {producer[x] for x in _node_reads(n) if x in producer} - {i} for i, n in enumerate(nodes)
-    ]
-    users: list[list[int]] = [[] for _ in nodes]
-    for i, ds in enumerate(deps):
-        for d in ds:
-            users[d].append(i)
-    remaining = [len(ds) for ds in deps]
-    import heapq
-
-    ready = [i for i, r in enumerate(remaining) if r == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for u in users[i]:
-            remaining[u] -= 1
-            if remaining[u] == 0:
-                heapq.heappush(ready, u)
-    if len(order) != len(nodes):
-        stuck = [nodes[i].name for i, r in enumerate(remaining) if r > 0]
+    order, stuck = topological_order(nodes, [_node_reads(n) for n in nodes])
+    if stuck:
         raise HailoOpFormatError(
             "a partition is not convex: replacing it by one node creates a cycle through "
-            f"{stuck[:5]} (a CPU node both reads from and feeds the partition)"
+            f"{[nodes[i].name for i in stuck][:5]} (a CPU node both reads from and feeds the "
+            "partition)"
         )
     return [nodes[i] for i in order]
 

@@ -105,6 +105,7 @@ class VStreamInfo:
 
     @property
     def is_nms(self) -> bool:
+        """Whether the stream carries NMS results (an NMS format order)."""
         return self.format_order.startswith("HAILO_NMS")
 
     @property
@@ -130,6 +131,7 @@ class VStreamInfo:
         return f"({h}x{w}x{c})"
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the stream description."""
         d: dict[str, Any] = {
             "name": self.name,
             "shape": list(self.shape),
@@ -171,6 +173,7 @@ class NetFlowOp:
     logits_type: Optional[str] = None  # "argmax" | "softmax"
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the operation."""
         d: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
@@ -206,9 +209,11 @@ class NetworkGroupInfo:
 
     @property
     def is_multi_context(self) -> bool:
+        """Whether the network group needs more than one context (context switching)."""
         return self.contexts > 1
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the network group and its streams."""
         return {
             "name": self.name,
             "contexts": self.contexts,
@@ -246,6 +251,7 @@ class Hef:
         return hef_arch_name(self.hw_arch)
 
     def has_extension(self, name: str) -> bool:
+        """Whether the HEF declares the extension ``name``."""
         return name in self.extensions
 
     @property

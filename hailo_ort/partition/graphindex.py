@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from ..errors import ModelError
 from ..graph.prepared import PreparedModel
+from ..graph.toposort import topological_order
 
 
 class GraphIndex:
@@ -41,7 +42,13 @@ class GraphIndex:
                 self.opset = imp.version
         raw_nodes = list(graph.node)
         raw_inputs = [self.node_inputs(n) for n in raw_nodes]
-        order = self._toposort(raw_nodes, raw_inputs)
+        order, stuck = topological_order(raw_nodes, raw_inputs)
+        if stuck:
+            raise ModelError(
+                "the graph has a cycle through "
+                f"{[raw_nodes[i].name or raw_nodes[i].op_type for i in stuck][:5]}: "
+                "it is not a valid ONNX model"
+            )
         self.nodes: list[onnx.NodeProto] = [raw_nodes[i] for i in order]
         #: inputs of each node (with outer-scope reads of subgraphs), aligned with ``nodes``
         self.inputs: list[list[str]] = [raw_inputs[i] for i in order]
@@ -98,44 +105,9 @@ class GraphIndex:
                             names.append(t)
         return names
 
-    @staticmethod
-    def _toposort(nodes: list[onnx.NodeProto], inputs: list[list[str]]) -> list[int]:
-        """Node order: the file order when it is topological (the usual case), else Kahn's
-        algorithm taking the earliest ready node first."""
-        producer: dict[str, int] = {}
-        for i, n in enumerate(nodes):
-            for o in n.output:
-                if o:
-                    producer[o] = i
-        deps_of = [
-            {producer[t] for t in ins if t in producer and producer[t] != i}
-            for i, ins in enumerate(inputs)
-        ]
-        if all(d < i for i, deps in enumerate(deps_of) for d in deps):
-            return list(range(len(nodes)))
-        import heapq
-
-        indegree = [len(deps) for deps in deps_of]
-        succs: list[list[int]] = [[] for _ in nodes]
-        for i, deps in enumerate(deps_of):
-            for d in deps:
-                succs[d].append(i)
-        ready = [i for i, d in enumerate(indegree) if d == 0]
-        heapq.heapify(ready)
-        order: list[int] = []
-        while ready:
-            i = heapq.heappop(ready)
-            order.append(i)
-            for s in succs[i]:
-                indegree[s] -= 1
-                if indegree[s] == 0:
-                    heapq.heappush(ready, s)
-        if len(order) != len(nodes):
-            raise ModelError("the graph has a cycle: it is not a valid ONNX model")
-        return order
-
     # --- tensors -------------------------------------------------------------------------------
     def is_constant(self, tensor: str) -> bool:
+        """Whether ``tensor`` is an initializer or a Constant node's output."""
         return tensor in self.constants
 
     def const_value(self, tensor: str) -> np.ndarray | None:
@@ -178,6 +150,7 @@ class GraphIndex:
         return [int(d) for d in shape]
 
     def dtype(self, tensor: str) -> str | None:
+        """The numpy dtype name of ``tensor``, or None if unknown."""
         if tensor in self.initializers:
             return onnx.helper.tensor_dtype_to_np_dtype(self.initializers[tensor].data_type).name
         return self.dtypes.get(tensor)
@@ -187,9 +160,11 @@ class GraphIndex:
         return [t for t in node.input if t and t not in self.constants]
 
     def flops(self, i: int) -> int:
+        """FLOPs of node ``i``."""
         return int(self.prepared.node_flops.get(self.names[i], 0))
 
     def params(self, i: int) -> int:
+        """Parameter count of node ``i``."""
         return int(self.prepared.node_params.get(self.names[i], 0))
 
 
@@ -207,10 +182,12 @@ def attrs(node: onnx.NodeProto) -> dict[str, Any]:
 
 
 def normalise_axis(axis: int, rank: int) -> int:
+    """A negative ``axis`` counted from the end of ``rank`` dims, as a non-negative index."""
     return axis + rank if axis < 0 else axis
 
 
 def as_int_list(values: Sequence[Any] | np.ndarray | None) -> list[int]:
+    """``values`` flattened to a list of Python ints (``[]`` for None)."""
     if values is None:
         return []
     return [int(v) for v in np.asarray(values).reshape(-1)]

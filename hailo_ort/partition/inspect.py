@@ -38,6 +38,7 @@ class InspectResult:
 
     @property
     def device_flops(self) -> int:
+        """FLOPs that run on the device (all partitions)."""
         return sum(p.flops for p in self.partitions)
 
     @property
@@ -47,9 +48,16 @@ class InspectResult:
             return 0.0
         return min(1.0, self.device_flops / self.total_flops)
 
+    @property
+    def model_file(self) -> str:
+        """The file name the DFC commands read (a built-in example must be saved there first)."""
+        if self.model_label.startswith("example:"):
+            return f"{self.model_label.split(':', 1)[1]}.onnx"
+        return self.model_label
+
     def parser_command(self, partition: Partition) -> str:
-        """A ready-to-paste ``hailo parser onnx`` command line for one partition."""
-        parts = ["hailo", "parser", "onnx", self.model_label, "--hw-arch", self.arch]
+        """A ``hailo parser onnx`` command line for one partition (see :meth:`parser_notes`)."""
+        parts = ["hailo", "parser", "onnx", self.model_file, "--hw-arch", self.arch]
         parts += ["--start-node-names", *partition.start_nodes]
         parts += ["--end-node-names", *partition.end_nodes]
         shapes = [f"{t.name}=[{','.join(map(str, t.shape))}]" for t in partition.inputs]
@@ -58,13 +66,48 @@ class InspectResult:
         return " ".join(shlex.quote(p) for p in parts)
 
     def translate_call(self, partition: Partition) -> str:
-        """The equivalent DFC Python call (``ClientRunner.translate_onnx_model``)."""
+        """The same as :meth:`parser_command` as a DFC Python call (``ClientRunner``)."""
         shapes = {t.name: t.shape for t in partition.inputs}
         return (
-            f"runner.translate_onnx_model({self.model_label!r}, 'net{partition.index}', "
+            f"runner.translate_onnx_model({self.model_file!r}, 'net{partition.index}', "
             f"start_node_names={partition.start_nodes!r}, end_node_names={partition.end_nodes!r}, "
             f"net_input_shapes={shapes!r})"
         )
+
+    def parser_notes(self, partition: Partition | None = None) -> list[str]:
+        """What the user must know before pasting the DFC commands (of one partition, or all).
+
+        A built-in example exists only in memory; a start/end node that had no name, or shared
+        its name, in the user's file has a name here that the file does not have.
+        """
+        notes: list[str] = []
+        if self.model_label.startswith("example:"):
+            name = self.model_label.split(":", 1)[1]
+            notes.append(
+                f"{self.model_label} is built in memory: save it as {self.model_file} first, e.g. "
+                f'python -c "import onnx, hailo_ort.zoo as z; '
+                f"onnx.save(z.get_example('{name}'), '{self.model_file}')\""
+            )
+        renamed = self.prepared.renamed_nodes
+        shared = {v for v in renamed.values() if v}
+        partitions = self.partitions if partition is None else [partition]
+        named = dict.fromkeys(n for p in partitions for n in (*p.start_nodes, *p.end_nodes))
+        problems: list[str] = []
+        for node in named:
+            if node in renamed:
+                was = renamed[node]
+                problems.append(f"{node} (no name)" if not was else f"{node} (named {was!r})")
+            elif node in shared:
+                problems.append(f"{node} (name shared by several nodes)")
+        if problems:
+            notes.append(
+                "these start/end nodes have no unique name in your file, and the DFC parser finds "
+                "nodes by name: "
+                + ", ".join(problems)
+                + "; re-export the model with unique node names, or let `hailo-ort compile` run "
+                "the DFC (it parses the prepared model, which has the names shown)"
+            )
+        return notes
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (the ``--json`` output)."""
@@ -77,7 +120,13 @@ class InspectResult:
             "device_flops": self.device_flops,
             "device_flops_share": self.device_flops_share,
             "partitions": [
-                {**p.to_dict(), "parser_command": self.parser_command(p)} for p in self.partitions
+                {
+                    **p.to_dict(),
+                    "parser_command": self.parser_command(p),
+                    "translate_call": self.translate_call(p),
+                    "parser_notes": self.parser_notes(p),
+                }
+                for p in self.partitions
             ],
             "cpu_nodes": [c.to_dict() for c in self.cpu_nodes],
             "normalization": [
@@ -160,6 +209,7 @@ class InspectResult:
                 lines.append(
                     f"  … {len(self.partitions) - _PARTITION_LIMIT} more partitions (see --json)"
                 )
+            lines.extend(f"  note: {note}" for note in self.parser_notes())
         return "\n".join(lines) + "\n"
 
     def to_html(self) -> str:
@@ -221,14 +271,7 @@ def inspect(
     else:
         from .. import graph
 
-        shapes: dict[str, list[int]] | None
-        if input_shapes is None:
-            shapes = None
-        elif isinstance(input_shapes, Mapping):
-            shapes = {k: [int(d) for d in v] for k, v in input_shapes.items()}
-        else:
-            shapes = graph.parse_input_shapes(list(input_shapes))
-        prepared = graph.prepare(model, shapes)
+        prepared = graph.prepare(model, input_shapes)  # prepare() checks input_shapes
     _refuse_compiled(prepared.model)
     plan = partition_model(prepared, table, min_partition_share=min_partition_share)
     return InspectResult(
@@ -248,7 +291,5 @@ def inspect(
 def _label(model: Any) -> str:
     if isinstance(model, (str, os.PathLike)):
         text = os.fspath(model)
-        if text.startswith("example:"):
-            return f"{text.split(':', 1)[1]}.onnx"
         return text
     return "model.onnx"

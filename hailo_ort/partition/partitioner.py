@@ -305,7 +305,7 @@ def _find_preprocessing(
         result.append(
             Normalization(
                 input=origin,
-                mean=[float(f"{v:.7g}") for v in mean],
+                mean=[float(f"{v:.7g}") + 0.0 for v in mean],  # + 0.0: no "-0" in the script
                 std=[float(f"{v:.7g}") for v in std],
                 nodes=[gi.names[j] for j in chain],
             )

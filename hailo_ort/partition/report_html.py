@@ -11,21 +11,32 @@ from .graphindex import GraphIndex
 if TYPE_CHECKING:
     from .inspect import InspectResult
 
-_PARTITION_COLOURS = ["#2e7d32", "#1565c0", "#6a1b9a", "#00838f", "#558b2f", "#4527a0", "#ad1457"]
+# Device partitions in cool colours, CPU reasons in warm or neutral ones, each easy to tell apart.
+_PARTITION_COLOURS = ["#2e7d32", "#1565c0", "#6a1b9a", "#00838f", "#558b2f", "#4527a0", "#283593"]
 _CPU_COLOURS = {
     "pre-processing": "#ef6c00",
-    "post-processing": "#f9a825",
+    "post-processing": "#fdd835",
     "unsupported op": "#c62828",
-    "constraint violated": "#d84315",
+    "constraint violated": "#f48fb1",
     "dynamic shape": "#8d6e63",
-    "cycle avoidance": "#5d4037",
-    "too small a partition": "#9e9e9e",
+    "cycle avoidance": "#4e342e",
+    "too small a partition": "#bdbdbd",
 }
 _CPU_DEFAULT = "#757575"
 
 
+def _cpu_category(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
 def _cpu_colour(reason: str) -> str:
-    return _CPU_COLOURS.get(reason.split(":", 1)[0], _CPU_DEFAULT)
+    return _CPU_COLOURS.get(_cpu_category(reason), _CPU_DEFAULT)
+
+
+def _text_colour(fill: str) -> str:
+    """Black or white, whichever reads better on ``fill`` (``#rrggbb``)."""
+    r, g, b = (int(fill[i : i + 2], 16) for i in (1, 3, 5))
+    return "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#fff"
 
 
 def _is_constant_node(gi: GraphIndex, v: int) -> bool:
@@ -66,15 +77,16 @@ def layout(gi: GraphIndex) -> tuple[list[int], list[float]]:
 
 
 def render_svg(result: InspectResult, gi: GraphIndex) -> str:
+    """The graph as an SVG, nodes coloured by placement."""
     n = len(gi.nodes)
     depth, pos = layout(gi)
     compact = n > 3000
     box_w, box_h = (14, 8) if compact else (120, 22)
-    gap_x, gap_y = (4, 10) if compact else (16, 22)
+    gap_x, gap_y = (4, 10) if compact else (16, 14)
     drawn = [v for v in range(n) if not _is_constant_node(gi, v)]
     width_slots = int(max((pos[v] for v in drawn), default=0) + 1.5)
     height_layers = max((depth[v] for v in drawn), default=0) + 1
-    width = width_slots * (box_w + gap_x) + 20
+    width = width_slots * (box_w + gap_x) + 20 + box_w  # room on the right for bent edges
     height = height_layers * (box_h + gap_y) + 20
 
     def xy(v: int) -> tuple[float, float]:
@@ -85,17 +97,26 @@ def render_svg(result: InspectResult, gi: GraphIndex) -> str:
         f'<svg width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="10">'
     ]
-    edges = ['<g stroke="#b0b0b0" stroke-width="0.8" fill="none">']
+    # An edge to the next layer is a straight line; one that skips layers bends out to the right
+    # of the column, dashed, so that it does not read as part of a chain it runs through.
+    edges = ['<g stroke="#9e9e9e" stroke-width="0.8" fill="none">']
+    skips = ['<g stroke="#b0b0b0" stroke-width="0.8" fill="none" stroke-dasharray="3 2">']
+    bulge = box_w * 0.5 + gap_x
     for v in drawn:
         x2, y2 = xy(v)
+        x2 += box_w / 2
         for u in gi.preds[v]:
             x1, y1 = xy(u)
-            edges.append(
-                f'<line x1="{x1 + box_w / 2:.0f}" y1="{y1 + box_h:.0f}" '
-                f'x2="{x2 + box_w / 2:.0f}" y2="{y2:.0f}"/>'
-            )
-    edges.append("</g>")
-    out.extend(edges)
+            x1, y1 = x1 + box_w / 2, y1 + box_h
+            if depth[v] - depth[u] <= 1:
+                edges.append(f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}"/>')
+            else:
+                dy = (y2 - y1) / 3
+                skips.append(
+                    f'<path d="M{x1:.0f},{y1:.0f} C{x1 + bulge:.0f},{y1 + dy:.0f} '
+                    f'{x2 + bulge:.0f},{y2 - dy:.0f} {x2:.0f},{y2:.0f}"/>'
+                )
+    out.extend([*edges, "</g>", *skips, "</g>"])
     out.append("<g>")
     for v, node in enumerate(gi.nodes):
         if _is_constant_node(gi, v):
@@ -119,7 +140,7 @@ def render_svg(result: InspectResult, gi: GraphIndex) -> str:
             label = escape(node.op_type[:18])
             out.append(
                 f'<text x="{x + box_w / 2:.0f}" y="{y + box_h / 2 + 3.5:.0f}" '
-                f'text-anchor="middle" fill="#fff">{label}</text>'
+                f'text-anchor="middle" fill="{_text_colour(colour)}">{label}</text>'
             )
         out.append("</g>")
     out.append("</g></svg>")
@@ -132,9 +153,11 @@ table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;vertical-align:top;font-size:13px}
 th{background:#f0f0f0}
 code,pre{background:#f6f6f6;font-size:12px}
-pre{padding:.6em;white-space:pre-wrap;word-break:break-all}
+pre{padding:.6em;white-space:pre-wrap;overflow-wrap:anywhere}
+.note{background:#fff8e1;border-left:4px solid #f9a825;padding:.4em .8em;font-size:13px}
+.legend span.item{white-space:nowrap;display:inline-block;margin-right:.2em}
 .graph{overflow:auto;max-height:80vh;border:1px solid #ccc;background:#fafafa}
-.swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin:0 4px 0 12px;vertical-align:middle}
+.swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin:0 4px 0 12px;vertical-align:middle;border:1px solid #0003}
 """
 
 
@@ -171,6 +194,8 @@ def render_html(result: InspectResult) -> str:
         h.append("</table><h3>DFC parser</h3>")
         for p in result.partitions:
             h.append(f"<pre>{escape(result.parser_command(p))}</pre>")
+        for note in result.parser_notes():
+            h.append(f'<p class="note">{escape(note)}</p>')
     else:
         h.append("<p>No device partition: everything stays on the CPU.</p>")
     if result.normalization:
@@ -181,16 +206,6 @@ def render_html(result: InspectResult) -> str:
                 f"(nodes {escape(', '.join(nm.nodes))})</li>"
             )
         h.append("</ul>")
-    h.append(
-        "<h2>Graph</h2><p>Layers by topological depth; hover a node for its name and placement."
-    )
-    for k in range(len(result.partitions)):
-        colour = _PARTITION_COLOURS[k % len(_PARTITION_COLOURS)]
-        h.append(f'<span class="swatch" style="background:{colour}"></span>partition {k}')
-    for label, colour in _CPU_COLOURS.items():
-        h.append(f'<span class="swatch" style="background:{colour}"></span>CPU: {escape(label)}')
-    h.append("</p>")
-    h.append(f'<div class="graph">{render_svg(result, gi)}</div>')
     h.append(f"<h2>CPU nodes ({len(result.cpu_nodes)})</h2>")
     if result.cpu_nodes:
         h.append("<table><tr><th>node</th><th>op</th><th>reason</th></tr>")
@@ -200,5 +215,27 @@ def render_html(result: InspectResult) -> str:
                 f"<td>{escape(c.reason)}</td></tr>"
             )
         h.append("</table>")
+    h.append(
+        "<h2>Graph</h2><p>Inputs at the top, one row per topological depth; dashed curves skip "
+        "rows. Hover a node for its name and placement.</p>"
+    )
+    h.append('<p class="legend">')
+    for k, p in enumerate(result.partitions):
+        colour = _PARTITION_COLOURS[k % len(_PARTITION_COLOURS)]
+        h.append(
+            f'<span class="item"><span class="swatch" style="background:{colour}"></span>'
+            f"partition {k} ({len(p.nodes)})</span>"
+        )
+    counts: dict[str, int] = {}
+    for c in result.cpu_nodes:
+        counts[_cpu_category(c.reason)] = counts.get(_cpu_category(c.reason), 0) + 1
+    for label, count in counts.items():
+        colour = _CPU_COLOURS.get(label, _CPU_DEFAULT)
+        h.append(
+            f'<span class="item"><span class="swatch" style="background:{colour}"></span>'
+            f"CPU: {escape(label)} ({count})</span>"
+        )
+    h.append("</p>")
+    h.append(f'<div class="graph">{render_svg(result, gi)}</div>')
     h.append("</body></html>")
     return "\n".join(h) + "\n"

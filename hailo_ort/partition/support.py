@@ -96,6 +96,7 @@ class SupportTable:
     files: list[str] = field(default_factory=list)  # where it came from (built-in, then --ops)
 
     def rule(self, node: onnx.NodeProto) -> OpRule | None:
+        """The table's rule for ``node``'s op (``domain::op`` outside the ONNX domain); None if unlisted."""
         key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
         return self.ops.get(key)
 

@@ -15,6 +15,7 @@ class TensorSpec:
     dtype: str
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
 
@@ -37,6 +38,7 @@ class Partition:
     params: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the ``inspect --json`` form)."""
         d = asdict(self)
         d["inputs"] = [t.to_dict() for t in self.inputs]
         d["outputs"] = [t.to_dict() for t in self.outputs]
@@ -52,6 +54,7 @@ class CpuNode:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
         return {"name": self.name, "op_type": self.op_type, "reason": self.reason}
 
 
@@ -65,6 +68,7 @@ class Normalization:
     nodes: list[str] = field(default_factory=list)
 
     def model_script(self) -> str:
+        """The DFC model-script command, e.g. ``normalization([0], [255])``."""
         mean = ", ".join(f"{v:g}" for v in self.mean)
         std = ", ".join(f"{v:g}" for v in self.std)
         return f"normalization([{mean}], [{std}])"

@@ -25,7 +25,7 @@ from typing import Any, Union
 import numpy as np
 import onnx
 import onnxruntime
-from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument, InvalidProtobuf, NoSuchFile
 
 from ..errors import CalibrationError, CompileError, DeviceError, HailoOrtError, ModelError
 from .devices import open_device
@@ -82,11 +82,15 @@ def _ort_prefixed(message: str) -> str:
 
 
 # ---- metadata objects (plan mode; pass-through sessions return onnxruntime's own) ----------
+# A plan session describes its inputs, outputs and metadata with onnxruntime's own NodeArg and
+# ModelMetadata objects, taken from a node-less onnxruntime session over the model's interface
+# (_ort_interface). Only if onnxruntime cannot build that does it use the look-alikes below.
 
 
 @dataclass(frozen=True)
 class NodeArg:
-    """A graph input or output as onnxruntime's ``NodeArg`` describes it."""
+    """A graph input or output as onnxruntime's ``NodeArg`` describes it (a look-alike used only
+    when onnxruntime cannot describe the model's interface itself)."""
 
     name: str
     type: str
@@ -122,6 +126,54 @@ def _node_arg(vi: onnx.ValueInfoProto) -> NodeArg:
     return NodeArg(vi.name, ort_type_name(t.elem_type), dims)
 
 
+@dataclass(frozen=True)
+class _Interface:
+    inputs: list[Any]
+    outputs: list[Any]
+    overridable: list[Any]
+    meta: Any
+
+
+def _ort_interface(model: onnx.ModelProto) -> _Interface | None:
+    """onnxruntime's NodeArg / ModelMetadata objects for ``model``'s inputs, outputs and metadata.
+
+    Built from a model with the same interface and no nodes (each output is also declared as
+    an input, so it needs no producer); None if onnxruntime refuses it.
+    """
+    g = model.graph
+    overridable = [i for i in g.initializer if any(vi.name == i.name for vi in g.input)]
+    if any(i.data_location == onnx.TensorProto.EXTERNAL for i in overridable):
+        return None
+    shell = onnx.ModelProto()
+    for name in ("ir_version", "producer_name", "producer_version", "domain", "doc_string"):
+        setattr(shell, name, getattr(model, name))
+    if model.HasField("model_version"):
+        shell.model_version = model.model_version
+    shell.opset_import.extend(model.opset_import)
+    shell.metadata_props.extend(model.metadata_props)
+    sg = shell.graph
+    sg.name, sg.doc_string = g.name, g.doc_string
+    sg.input.extend(g.input)
+    inputs = {vi.name for vi in g.input}
+    sg.input.extend(vi for vi in g.output if vi.name not in inputs)
+    sg.output.extend(g.output)
+    sg.initializer.extend(overridable)
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        sess = onnxruntime.InferenceSession(
+            shell.SerializeToString(), options, providers=[CPU_PROVIDER]
+        )
+    except Exception as exc:  # onnxruntime raises its own types; the look-alikes will do
+        _log.debug("cannot describe the model interface through onnxruntime: %s", exc)
+        return None
+    real_inputs = [a for a in sess.get_inputs() if a.name in inputs]
+    return _Interface(
+        real_inputs, sess.get_outputs(), sess.get_overridable_initializers(), sess.get_modelmeta()
+    )
+
+
 def _np_dtype(elem_type: int) -> np.dtype:
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
 
@@ -142,7 +194,8 @@ def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
         try:
             return data, onnx.load_model_from_string(data), None
         except Exception as exc:
-            raise ModelError(f"the model bytes are not an ONNX model: {exc}") from exc
+            error = _model_error(InvalidProtobuf(f"the model bytes are not an ONNX model: {exc}"))
+            raise error from exc
     if isinstance(source, str) and source.startswith("example:") and not Path(source).is_file():
         from ..graph.loader import load_model
 
@@ -150,12 +203,15 @@ def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
         return example.SerializeToString(), example, None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
+        if path.is_dir():
+            raise _model_error(InvalidProtobuf(f"model {path} is a folder, not an ONNX file"))
+        if not path.is_file():  # onnxruntime raises NoSuchFile: the error is one too
+            raise _model_error(NoSuchFile(f"model file not found: {path}"))
         try:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as exc:
-            raise ModelError(f"{path} is not an ONNX model: {exc}") from exc
+            error = _model_error(InvalidProtobuf(f"{path} is not an ONNX model: {exc}"))
+            raise error from exc
         return str(path), model, path
     raise ModelError(
         f"expected a model path, bytes, onnx.ModelProto, 'example:NAME' or a CompileResult, got "
@@ -351,13 +407,19 @@ class InferenceSession:
             vi.name: (_np_dtype(vi.type.tensor_type.elem_type), self._dims(vi)) for vi in g.input
         }
         self._required = [vi.name for vi in g.input if vi.name not in init_names]
+        interface = _ort_interface(model)
+        if interface is not None:  # onnxruntime's own objects, as a pass-through session gives
+            self._inputs, self._outputs = interface.inputs, interface.outputs
+            self._overridable, self._meta = interface.overridable, interface.meta
+            return
         self._meta = ModelMetadata(
             producer_name=model.producer_name,
             graph_name=g.name,
             domain=model.domain,
             description=model.doc_string,
             graph_description=g.doc_string,
-            version=int(model.model_version),
+            # onnxruntime reports an unset model_version as INT64_MAX
+            version=int(model.model_version) if model.HasField("model_version") else 2**63 - 1,
             custom_metadata_map={p.key: p.value for p in model.metadata_props},
         )
 
@@ -641,17 +703,21 @@ class InferenceSession:
 
     # ---- introspection --------------------------------------------------------------------
     def get_inputs(self) -> list[Any]:
+        """The model inputs as onnxruntime ``NodeArg`` objects (name, type, shape)."""
         return self._ort.get_inputs() if self._plan is None else list(self._inputs)  # type: ignore[union-attr]
 
     def get_outputs(self) -> list[Any]:
+        """The model outputs as onnxruntime ``NodeArg`` objects (name, type, shape)."""
         return self._ort.get_outputs() if self._plan is None else list(self._outputs)  # type: ignore[union-attr]
 
     def get_overridable_initializers(self) -> list[Any]:
+        """Initializers a feed may override (graph inputs with a default), as ``NodeArg``."""
         if self._plan is None:
             return self._ort.get_overridable_initializers()  # type: ignore[union-attr]
         return list(self._overridable)
 
     def get_modelmeta(self) -> Any:
+        """The model's metadata as onnxruntime's ``ModelMetadata``."""
         return self._ort.get_modelmeta() if self._plan is None else self._meta  # type: ignore[union-attr]
 
     def get_providers(self) -> list[str]:
@@ -663,6 +729,7 @@ class InferenceSession:
         return [HAILO_PROVIDER, *(p for p in rest if p != HAILO_PROVIDER)]
 
     def get_provider_options(self) -> dict[str, dict[str, str]]:
+        """Options per provider; the Hailo entry shows the options in effect."""
         if self._plan is None:
             return self._ort.get_provider_options()  # type: ignore[union-attr]
         cpu = self._plan.cpu_sessions
@@ -670,6 +737,7 @@ class InferenceSession:
         return {HAILO_PROVIDER: (self._hailo or HailoOptions()).to_strings(), **rest}
 
     def get_session_options(self) -> onnxruntime.SessionOptions:
+        """The ``SessionOptions`` the session was created with."""
         if self._plan is None:
             return self._ort.get_session_options()  # type: ignore[union-attr]
         return self._sess_options or onnxruntime.SessionOptions()
@@ -685,16 +753,19 @@ class InferenceSession:
         self._build(choice)
 
     def end_profiling(self) -> str:
+        """Stop onnxruntime profiling and return the profile file (first CPU segment's in a plan)."""
         if self._plan is None:
             return self._ort.end_profiling()  # type: ignore[union-attr]
         files = [s.end_profiling() for s in self._plan.cpu_sessions]
         return next((f for f in files if f), "")
 
     def disable_fallback(self) -> None:
+        """As onnxruntime's (provider fallback); no effect in plan mode."""
         if self._plan is None:
             self._ort.disable_fallback()  # type: ignore[union-attr]
 
     def enable_fallback(self) -> None:
+        """As onnxruntime's (provider fallback); no effect in plan mode."""
         if self._plan is None:
             self._ort.enable_fallback()  # type: ignore[union-attr]
 
@@ -765,9 +836,11 @@ class PlanIOBinding:
         self._results: list[onnxruntime.OrtValue] = []
 
     def bind_cpu_input(self, name: str, arr_on_cpu: np.ndarray) -> None:
+        """Bind a numpy array as the input ``name``."""
         self._inputs[name] = arr_on_cpu
 
     def bind_ortvalue_input(self, name: str, ortvalue: onnxruntime.OrtValue) -> None:
+        """Bind an ``OrtValue`` (CPU memory) as the input ``name``."""
         self._inputs[name] = ortvalue
 
     def bind_input(
@@ -779,6 +852,7 @@ class PlanIOBinding:
         shape: Sequence[int],
         buffer_ptr: int,
     ) -> None:
+        """Bind CPU memory at ``buffer_ptr`` (``element_type``, ``shape``) as the input ``name``."""
         self._inputs[name] = _view(device_type, element_type, shape, buffer_ptr)
 
     def bind_output(
@@ -790,6 +864,7 @@ class PlanIOBinding:
         shape: Sequence[int] | None = None,
         buffer_ptr: int | None = None,
     ) -> None:
+        """Bind the output ``name``: to a CPU buffer at ``buffer_ptr``, or (no buffer) to memory the run allocates."""
         if buffer_ptr is None:
             self._outputs[name] = None
         else:
@@ -800,12 +875,15 @@ class PlanIOBinding:
             self._outputs[name] = _view(device_type, element_type, shape, buffer_ptr)
 
     def bind_ortvalue_output(self, name: str, ortvalue: onnxruntime.OrtValue) -> None:
+        """Bind an ``OrtValue`` (CPU memory) to receive the output ``name``."""
         self._outputs[name] = ortvalue
 
     def clear_binding_inputs(self) -> None:
+        """Forget every bound input."""
         self._inputs.clear()
 
     def clear_binding_outputs(self) -> None:
+        """Forget every bound output."""
         self._outputs.clear()
 
     def synchronize_inputs(self) -> None:
@@ -815,9 +893,11 @@ class PlanIOBinding:
         """CPU memory: nothing to synchronise."""
 
     def get_outputs(self) -> list[onnxruntime.OrtValue]:
+        """The outputs of the last run as ``OrtValue`` objects."""
         return list(self._results)
 
     def copy_outputs_to_cpu(self) -> list[np.ndarray]:
+        """The outputs of the last run as numpy arrays."""
         return [v.numpy() for v in self._results]
 
     def _run(self, run_options: Any) -> None:

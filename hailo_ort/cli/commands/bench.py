@@ -21,6 +21,7 @@ _EXAMPLE = "example:"
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``bench`` subcommand."""
     p = subparsers.add_parser(
         "bench",
         help="measure latency (p50/p90/p99), throughput and the time of each stage",
@@ -378,6 +379,7 @@ def _report(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``hailo-ort bench``; returns the exit code."""
     from ...graph import parse_input_shapes
 
     if args.batch < 1:

@@ -12,6 +12,7 @@ from ...archs import ARCHS
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``compile`` subcommand."""
     p = subparsers.add_parser(
         "compile",
         help="compile the device partitions (Hailo DFC or emulation) into MODEL.hailo.onnx",
@@ -75,6 +76,7 @@ def _show_warning(
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``hailo-ort compile``; returns the exit code."""
     from ...compile import compile as compile_model
 
     handler = logging.StreamHandler(sys.stderr)
@@ -83,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     logger.addHandler(handler)
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
+    if args.output:
+        from ...fileio import check_writable
+
+        check_writable(args.output)  # before minutes of compiling, not after
     input_shapes = None
     if args.input_shape:
         from ...graph import parse_input_shapes

@@ -29,6 +29,7 @@ WARMUP_RUNS = 2
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``demo`` subcommand."""
     p = subparsers.add_parser(
         "demo",
         help="inspect, compile and run a built-in example; accuracy and speed vs float",
@@ -75,6 +76,7 @@ def _time_runs(run_once: Callable[[], Any], runs: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``hailo-ort demo``; returns the exit code."""
     if args.runs < 1:
         raise HailoOrtError(f"--runs must be at least 1, got {args.runs}")
     if args.out:

@@ -16,6 +16,7 @@ from ...errors import HailoOpFormatError
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``hailoop`` subcommand and its actions."""
     p = subparsers.add_parser(
         "hailoop",
         help="inspect or convert models with ai.hailo::HailoOp nodes",
@@ -67,6 +68,7 @@ def _stream_line(direction: str, s: dict[str, Any]) -> str:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    """``hailo-ort hailoop show``: describe each HailoOp node (text or JSON)."""
     from ...hailoop import read
 
     described = [_describe(n) for n in read(args.model)]
@@ -93,6 +95,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    """``hailo-ort hailoop to-fork|strip|fallback``: write the converted model."""
     from ...hailoop import fallback_model, is_hailo_model, save, strip_fallback, to_fork
 
     if not is_hailo_model(args.model):

@@ -10,6 +10,7 @@ from ...archs import ARCHS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``inspect`` subcommand."""
     p = subparsers.add_parser(
         "inspect",
         help="partition a model for a Hailo arch and report what runs where",
@@ -36,11 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``hailo-ort inspect``; returns the exit code."""
     from ...archs import get_arch
-    from ...fileio import write_text_atomic
+    from ...fileio import check_writable, write_text_atomic
     from ...partition.inspect import inspect
 
     get_arch(args.arch)  # unknown arch: fail before loading the model
+    if args.html:
+        check_writable(args.html)
     result = inspect(
         args.model, arch=args.arch, input_shapes=args.input_shape or None, ops=args.ops
     )

@@ -21,6 +21,7 @@ HAILO_OP_TYPE = "HailoOp"
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``parse-hef`` subcommand."""
     p = subparsers.add_parser(
         "parse-hef",
         help="describe a HEF file, or the HEFs embedded in an ONNX model's HailoOp nodes",
@@ -151,6 +152,7 @@ def _indent(text: str, prefix: str = "    ") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``hailo-ort parse-hef``; returns the exit code."""
     path = Path(args.file)
     if not path.exists():
         raise HefError(f"file not found: {path}")
