@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..hailoop.types import CompiledPartition
 from .cache import CompileCache, cache_key
 from .calibration import calibration_digest, load_calibration, model_inputs
 
-__all__ = ["CompileResult", "PartitionResult", "Progress", "compile"]
+__all__ = ["AccuracyWarning", "CompileResult", "PartitionResult", "Progress", "compile"]
 
 log = logging.getLogger("hailo_ort.compile")
 
@@ -213,7 +214,9 @@ def _toolchain_id(backend: str, python: str | None) -> str:
         return f"dfc {dfc_version(python or sys.executable)} ({python}); hailo-ort {__version__}"
     import onnxruntime as ort
 
-    return f"emulate; hailo-ort {__version__}; onnxruntime {ort.__version__}"
+    from .emulate import EMULATION_VERSION
+
+    return f"emulate v{EMULATION_VERSION}; hailo-ort {__version__}; onnxruntime {ort.__version__}"
 
 
 def compile(
@@ -383,7 +386,9 @@ def compile(
             seconds=time.time() - t_start,
         )
         result.summary = summarize(result, inspected, model, len(data), note)
-        return result
+    for warning in low_accuracy_warnings(result):
+        warnings.warn(warning, AccuracyWarning, stacklevel=2)
+    return result
 
 
 def _fmt_bytes(n: int) -> str:
@@ -396,6 +401,28 @@ def _fmt_bytes(n: int) -> str:
 
 def _fmt_tensors(specs: Sequence[Any]) -> str:
     return ", ".join(f"{t.name} {list(t.shape)}" for t in specs)
+
+
+class AccuracyWarning(UserWarning):
+    """A compiled partition output is far from float (held-out cosine below LOW_COSINE)."""
+
+
+#: Held-out cosine similarity against float below which the compile result is flagged.
+LOW_COSINE = 0.9
+
+
+def low_accuracy_warnings(result: CompileResult) -> list[str]:
+    """One message per partition output whose cosine similarity to float is below LOW_COSINE."""
+    found = []
+    for r in result.partitions:
+        for tensor, a in (r.compiled.report.get("accuracy") or {}).items():
+            if a.get("cosine", 1.0) < LOW_COSINE:
+                found.append(
+                    f"partition {r.index} output {tensor}: cosine {a['cosine']:.4f} against "
+                    f"float is below {LOW_COSINE} (8-bit quantization loses this tensor; check "
+                    "the calibration data, or keep the layers before it on the CPU with --ops)"
+                )
+    return found
 
 
 def summarize(result: CompileResult, inspected: Any, model: Any, size: int, note: str = "") -> str:
@@ -437,6 +464,8 @@ def summarize(result: CompileResult, inspected: Any, model: Any, size: int, note
                     f"  accuracy vs float ({where}) {tensor}: cosine {a['cosine']:.4f}, "
                     f"SNR {a['snr_db']:.1f} dB, max abs error {a['max_abs_error']:.4g}"
                 )
+    for warning in low_accuracy_warnings(result):
+        lines.append(f"WARNING: {warning}")
     cpu = list(getattr(inspected, "cpu_nodes", []) or [])
     if cpu:
         shown = ", ".join(f"{n.name} ({n.op_type})" for n in cpu[:6])

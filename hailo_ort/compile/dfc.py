@@ -446,7 +446,8 @@ def _stream(info: Any, tensor: TensorSpec) -> StreamSpec:
         device_shape, device_order = [1, h, w], "NHW"
     else:
         raise CompileError(f"vstream {info.name} has format {order}, which hailo-ort cannot map")
-    if int(np.prod(host)) != int(np.prod(device_shape)):
+    # A HEF's vstreams carry one frame; the partition tensor may hold N of them.
+    if int(np.prod(host[1:])) != int(np.prod(device_shape[1:])):
         raise CompileError(
             f"HEF vstream {info.name} is {h}x{w}x{c} ({order}) but the partition tensor "
             f"{tensor.name!r} is {host}"
