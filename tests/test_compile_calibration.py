@@ -197,3 +197,31 @@ def test_limit_and_digest() -> None:
     changed = [dict(f) for f in feeds]
     changed[2] = {"x": changed[2]["x"] + 1e-3}
     assert cal.calibration_digest(changed) != cal.calibration_digest(feeds)
+
+
+@pytest.mark.parametrize(("bad", "what"), [(np.nan, "NaN"), (np.inf, "an infinite value")])
+def test_non_finite_calibration_names_input_and_sample(bad, what) -> None:
+    # Before: "CompileError: ... scale issue" from deep inside the quantizer.
+    arrays = {
+        "img": np.zeros((6, 1, 3, 4, 4), np.float32),
+        "meta": np.zeros((6, 1, 5), np.float32),
+    }
+    arrays["meta"][4, 0, 2] = bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CalibrationError, match=f"sample 4 of input 'meta' holds {what}"):
+            load_calibration(arrays, TWO)
+
+
+@pytest.mark.parametrize("limit", [0, -3])
+def test_non_positive_limit_is_an_error(limit) -> None:
+    with pytest.raises(CalibrationError, match=f"positive number of samples, got {limit}"):
+        load_calibration(np.zeros((4, 1, 3, 8, 6), np.float32), ONE, limit=limit)
+
+
+def test_text_file_as_npy_says_what_it_is(tmp_path) -> None:
+    path = tmp_path / "calib.npy"
+    path.write_text("1,2,3\n4,5,6\n")
+    with pytest.raises(CalibrationError, match=r"not a \.npy array file") as info:
+        load_calibration(path, ONE)
+    assert "allow_pickle" not in str(info.value)

@@ -248,7 +248,7 @@ def compile(
     found, else emulation). The result is written atomically to ``output`` (default:
     ``<model>.hailo.onnx`` next to a model given as a path, ``./NAME.hailo.onnx`` for
     ``"example:NAME"``; nothing is written for bytes or a ModelProto without ``output``). ``calibration_limit`` keeps the first N samples (1,024 by
-    default, as the Hailo model zoo uses; None keeps all). ``image_scale`` multiplies the 0..255
+    default, as the Hailo model zoo uses; None keeps all; 0 or less is an error). ``image_scale`` multiplies the 0..255
     pixels of a calibration image folder (default: 1 when the model's input normalisation implies
     0..255 pixels, else 1/255). Every failure is a HailoOrtError and writes nothing.
     """
@@ -310,7 +310,7 @@ def compile(
             )
         if backend == "auto" and chosen == "emulate":
             note = "no Hailo DFC found (see --dfc-python / HAILO_DFC_PYTHON): using emulation"
-            log.info("%s", note)
+            log.debug("%s", note)  # the summary carries it (once)
 
         # 3. calibration
         display.stage("calibration data")

@@ -271,6 +271,11 @@ def load_calibration(
     """
     if not inputs:
         raise CalibrationError("the model has no inputs to calibrate")
+    if limit is not None and int(limit) <= 0:
+        raise CalibrationError(
+            f"the calibration limit must be a positive number of samples, got {limit} "
+            "(leave it out to use all samples)"
+        )
     if source is None:
         raise CalibrationError(
             "calibration data is required: a folder of images, an .npy / .npz file "
@@ -321,7 +326,9 @@ def load_calibration(
             try:
                 array = np.load(path, allow_pickle=False)
             except Exception as exc:
-                raise CalibrationError(f"cannot read calibration file {path}: {exc}") from exc
+                raise CalibrationError(
+                    f"cannot read calibration file {path}: {_npy_problem(path, exc)}"
+                ) from exc
             feeds = from_arrays({next(iter(inputs)): array}, inputs, where=str(path))
         else:
             raise CalibrationError(
@@ -344,6 +351,7 @@ def load_calibration(
         feeds = feeds[:limit]
     if not feeds:
         raise CalibrationError("the calibration data holds no samples")
+    check_finite(feeds)
     if len(feeds) < RECOMMENDED_SAMPLES:
         warnings.warn(
             f"only {len(feeds)} calibration samples: use a few hundred or more for accurate "
@@ -352,6 +360,33 @@ def load_calibration(
             stacklevel=2,
         )
     return feeds
+
+
+def _npy_problem(path: Path, exc: Exception) -> str:
+    """What is wrong with an .npy file numpy would not load (not numpy's pickle advice)."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError:
+        return str(exc)
+    if magic != b"\x93NUMPY":
+        return "not a .npy array file (save arrays with numpy.save)"
+    if "pickle" in str(exc):
+        return "it holds Python objects, not a numeric array"
+    return str(exc)
+
+
+def check_finite(feeds: Sequence[Mapping[str, np.ndarray]]) -> None:
+    """Raise CalibrationError naming the input and sample holding a NaN or an infinity."""
+    for i, feed in enumerate(feeds):
+        for name, arr in feed.items():
+            a = np.asarray(arr)
+            if a.dtype.kind in "fc" and not np.isfinite(a).all():
+                what = "NaN" if np.isnan(a).any() else "an infinite value"
+                raise CalibrationError(
+                    f"calibration sample {i} of input {name!r} holds {what}: quantization "
+                    "ranges need finite data"
+                )
 
 
 def calibration_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
