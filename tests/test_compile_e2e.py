@@ -23,6 +23,11 @@ from hailo_ort.zoo import get_example, synthetic_images
 EMULATOR = [("HailoExecutionProvider", {"device": "emulator", "fallback": "error"})]
 
 
+@pytest.fixture(autouse=True)
+def _isolated_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("HAILO_ORT_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, np.float64).ravel()
     b = np.asarray(b, np.float64).ravel()
@@ -221,3 +226,31 @@ def test_emulation_version_is_part_of_the_cache_key(tmp_path, monkeypatch) -> No
     assert hits() == [True]
     monkeypatch.setattr(emulate, "EMULATION_VERSION", emulate.EMULATION_VERSION + 1)
     assert hits() == [False]  # an older emulation's result is not served
+
+
+def test_session_compile_writes_nothing_beside_the_model(tmp_path) -> None:
+    # Before: session(path, compile=...) wrote (and overwrote) path's .hailo.onnx beside it.
+    model = small_convnet()
+    path = tmp_path / "models" / "net.onnx"
+    path.parent.mkdir()
+    onnx.save(model, str(path))
+    existing = path.with_name("net.hailo.onnx")
+    existing.write_bytes(b"a DFC build")
+    calib = np.random.default_rng(6).integers(0, 256, (8, 1, 3, 16, 16)).astype(np.float32)
+    before = sorted(p.name for p in path.parent.iterdir())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sess = hailo_ort.session(path, compile="emulate", calibration=calib, fallback="error")
+    assert sess.device_nodes
+    assert existing.read_bytes() == b"a DFC build"
+    assert sorted(p.name for p in path.parent.iterdir()) == before
+    x = calib[0]
+    (got,) = sess.run(None, {"x": x})
+    (want,) = _float_run(model, {"x": x})
+    assert _cosine(got, want) > 0.99 and not np.array_equal(got, want)
+    # output= writes it where asked
+    out = tmp_path / "sub.hailo.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hailo_ort.session(path, compile="emulate", calibration=calib, output=out)
+    assert out.is_file() and existing.read_bytes() == b"a DFC build"

@@ -921,6 +921,7 @@ def session(
     arch: str | None = None,
     calibration: Any = None,
     input_shapes: Any = None,
+    output: str | os.PathLike[str] | None = None,
     sess_options: onnxruntime.SessionOptions | None = None,
     providers: Sequence[ProviderSpec] | None = None,
     **options: Any,
@@ -931,7 +932,9 @@ def session(
     why), ``"dfc"`` (the DFC or an error), ``"emulate"`` (the emulate backend; runs on the
     emulator unless ``device`` is given) or False (never compile). ``arch`` is the target arch
     (default: that of the device present); ``calibration`` and ``input_shapes`` (``{name:
-    [1, 3, H, W]}`` for dynamic inputs) go to ``hailo_ort.compile``. Other keyword arguments are HailoExecutionProvider
+    [1, 3, H, W]}`` for dynamic inputs) go to ``hailo_ort.compile``. The compiled model stays in
+    memory (its partitions in the compile cache) unless ``output`` names a file to write it
+    to; nothing is written next to ``model``. Other keyword arguments are HailoExecutionProvider
     options (``device``, ``fallback``, ``batch_size``...). ``providers`` lists the providers
     after the Hailo one (default CPU). A model whose HailoOps were all compiled for emulation
     (no HEF) runs on the emulator unless ``device`` is given.
@@ -961,8 +964,11 @@ def session(
                 extra: dict[str, Any] = {} if calibration is None else {"calibration": calibration}
                 if input_shapes is not None:
                     extra["input_shapes"] = input_shapes
-                # a path compiles to its .hailo.onnx beside it; anything else stays in memory
-                given = model if path is not None else proto
+                # compiled in memory (partitions through the cache); written only to output
+                given = proto
+                if output is not None:
+                    extra["output"] = output
+                    given = model if path is not None else proto
                 result = hailo_ort.compile(given, arch=target, backend=backend, **extra)
                 source = _compiled_model(result)
             except HailoOrtError as exc:
