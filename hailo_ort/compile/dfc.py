@@ -587,6 +587,36 @@ def compile_partition_dfc(
     python = require_dfc_python(dfc_python)
     own_workdir = workdir is None
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hailo-ort-dfc-"))
+    try:
+        return _compile_in(
+            model, partition, calibration, arch, work, own_workdir, python,
+            normalizations=normalizations, model_script=model_script,
+            optimization_level=optimization_level, timeout=timeout, progress=progress, env=env,
+        )  # fmt: skip
+    except BaseException:
+        # keep the log, the job and the model for a rerun; drop the (large) calibration set
+        for npy in work.glob("calib_*.npy"):
+            npy.unlink(missing_ok=True)
+        raise
+
+
+def _compile_in(
+    model: onnx.ModelProto,
+    partition: Partition,
+    calibration: Sequence[dict[str, np.ndarray]],
+    arch: str,
+    work: Path,
+    own_workdir: bool,
+    python: str,
+    *,
+    normalizations: Sequence[Normalization],
+    model_script: str | None,
+    optimization_level: int,
+    timeout: float | None,
+    progress: Any,
+    env: dict[str, str] | None,
+) -> CompiledPartition:
+    """The body of :func:`compile_partition_dfc`, in the work folder ``work``."""
     if progress is not None:
         progress.stage("calibration set")
     job = prepare_job(
@@ -609,13 +639,7 @@ def compile_partition_dfc(
             progress.stage(f"DFC {event['stage']}")
 
     t0 = time.time()
-    try:
-        result = run_worker(job, python, work, timeout=timeout, on_event=on_event, env=env)
-    except CompileError:
-        # keep the log, the job and the model for a rerun; drop the (large) calibration set
-        for npy in work.glob("calib_*.npy"):
-            npy.unlink()
-        raise
+    result = run_worker(job, python, work, timeout=timeout, on_event=on_event, env=env)
     elapsed = time.time() - t0
 
     report: dict[str, Any] = {
