@@ -254,3 +254,48 @@ def test_session_compile_writes_nothing_beside_the_model(tmp_path) -> None:
         warnings.simplefilter("ignore")
         hailo_ort.session(path, compile="emulate", calibration=calib, output=out)
     assert out.is_file() and existing.read_bytes() == b"a DFC build"
+
+
+def test_dynamic_batch_model_still_takes_n_frames_after_compiling() -> None:
+    # Before: compiling fixed batch 1 in the output model; 3 frames were refused.
+    import threading
+
+    model = _dynamic_batch(small_convnet())
+    rng = np.random.default_rng(7)
+    calib = rng.integers(0, 256, (10, 1, 3, 16, 16)).astype(np.float32)
+    result = _compile(model, calib, input_shapes={"x": [1, 3, 16, 16]})
+    assert "dynamic batch dim (N) is kept" in result.summary
+    session = hailo_ort.InferenceSession(result.model, providers=EMULATOR)
+    assert session.get_inputs()[0].shape == ["N", 3, 16, 16]
+    assert session.get_outputs()[0].shape == ["N", 10]
+    x = rng.integers(0, 256, (3, 3, 16, 16)).astype(np.float32)
+    (got,) = session.run(None, {"x": x})
+    (want,) = _float_run(model, {"x": x})
+    assert got.shape == (3, 10)
+    for i in range(3):
+        (one,) = session.run(None, {"x": x[i : i + 1]})
+        np.testing.assert_array_equal(got[i : i + 1], one)
+        assert _cosine(got[i], want[i]) > 0.999 and not np.array_equal(got[i], want[i])
+    done = threading.Event()
+    answers: list = []
+
+    def callback(outputs, user_data, error):
+        answers.append((outputs, user_data, error))
+        done.set()
+
+    session.run_async(None, {"x": x}, callback, "tag")
+    assert done.wait(30)
+    outputs, tag, error = answers[0]
+    assert error == "" and tag == "tag"
+    np.testing.assert_array_equal(outputs[0], got)
+
+
+def test_static_batch_model_keeps_its_batch() -> None:
+    model = small_convnet()  # batch 1 in the model itself: nothing to restore
+    calib = np.random.default_rng(8).integers(0, 256, (10, 1, 3, 16, 16)).astype(np.float32)
+    result = _compile(model, calib)
+    assert "dynamic batch" not in result.summary
+    session = hailo_ort.InferenceSession(result.model, providers=EMULATOR)
+    assert session.get_inputs()[0].shape == [1, 3, 16, 16]
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument, match="Got: 3"):
+        session.run(None, {"x": np.zeros((3, 3, 16, 16), np.float32)})
