@@ -31,7 +31,7 @@ from ..errors import CompileError
 from ..graph.subgraph import value_infos
 from ..hailoop.types import CompiledPartition, StreamSpec
 from ..partition.types import Normalization, Partition, TensorSpec
-from .common import boundary_values, check_partition, net_name
+from .common import check_partition, iter_boundary_values, net_name
 
 WORKER = Path(__file__).with_name("dfc_worker.py")
 DEFAULT_TIMEOUT = 12 * 3600.0  # optimisation takes hours on a CPU
@@ -398,18 +398,34 @@ def write_calibration(
     workdir: Path,
     net: str,
 ) -> str | dict[str, str]:
-    """Save the partition's boundary inputs as NHWC float32 .npy files (the DFC's layout)."""
+    """Save the partition's boundary inputs as NHWC float32 .npy files (the DFC's layout).
+
+    Samples are computed and written one at a time (memory holds one sample, not the set).
+    """
     names = [t.name for t in partition.inputs]
-    values = boundary_values(model, names, calibration)
     paths: dict[str, str] = {}
-    for i, name in enumerate(names, start=1):
-        # each sample is shaped as the tensor (batch 1): stack along the batch axis
-        stacked = np.concatenate([np.asarray(v[name], np.float32) for v in values], axis=0)
-        if stacked.ndim == 4:
-            stacked = np.transpose(stacked, (0, 2, 3, 1))
-        path = workdir / f"calib_{i}.npy"
-        np.save(path, np.ascontiguousarray(stacked))
-        paths[f"{net}/input_layer{i}"] = str(path)
+    files: dict[str, np.ndarray] = {}
+    at = 0
+    for row in iter_boundary_values(model, names, calibration):
+        frames = 0
+        for i, name in enumerate(names, start=1):
+            # each sample is shaped as the tensor ([N, C, H, W]): frames along the first axis
+            x = np.asarray(row[name], np.float32)
+            if x.ndim == 4:
+                x = np.transpose(x, (0, 2, 3, 1))
+            if name not in files:
+                path = workdir / f"calib_{i}.npy"
+                shape = (x.shape[0] * len(calibration), *x.shape[1:])
+                files[name] = np.lib.format.open_memmap(
+                    path, mode="w+", dtype=np.float32, shape=shape
+                )
+                paths[f"{net}/input_layer{i}"] = str(path)
+            files[name][at : at + x.shape[0]] = x
+            frames = x.shape[0]
+        at += frames
+    for arr in files.values():
+        arr.flush()
+    del files
     if len(paths) == 1:
         return next(iter(paths.values()))
     return paths
