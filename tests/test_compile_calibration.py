@@ -225,3 +225,23 @@ def test_text_file_as_npy_says_what_it_is(tmp_path) -> None:
     with pytest.raises(CalibrationError, match=r"not a \.npy array file") as info:
         load_calibration(path, ONE)
     assert "allow_pickle" not in str(info.value)
+
+
+def test_image_folder_feeds_hold_8_bit_pixels(tmp_path) -> None:
+    # Before: every image was held as float32 (4 bytes a value; ~5 GB for 1,024 640x640
+    # images); now 1 byte a value, scaled when read.
+    import tracemalloc
+
+    pytest.importorskip("PIL", reason="Pillow not installed (pip install pillow)")
+    arrays = _write_images(tmp_path / "imgs", 12, size=(64, 48))
+    spec = {"x": ([1, 3, 48, 64], "float32")}
+    tracemalloc.start()
+    feeds = _quiet(tmp_path / "imgs", spec, image_scale=1 / 255)
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    float_bytes = 12 * 3 * 48 * 64 * 4
+    assert held < float_bytes / 2
+    assert len(feeds) == 12 and len(feeds[:5]) == 5
+    want = np.transpose(arrays[7], (2, 0, 1)).astype(np.float32) * np.float32(1 / 255)
+    np.testing.assert_array_equal(feeds[7]["x"][0], want)
+    np.testing.assert_array_equal(feeds[:9][7]["x"], feeds[7]["x"])
