@@ -389,9 +389,9 @@ def compile_partition_emulated(
     memory holds at most the quantizer's ``QUANTIZER_SAMPLES`` samples.
 
     When every boundary tensor has the same leading (batch) dimension, the device streams are
-    per frame (``device_shape[0] == 1``) and the emulation model takes any number of frames,
-    like a HEF; a graph that hard-codes its batch size cannot be split into frames and is a
-    CompileError.
+    per frame (``device_shape[0] == 1``), like a HEF's; at batch N > 1 the emulation model
+    takes any number of frames, and a graph that hard-codes its batch size (so cannot run one
+    frame at a time) is a CompileError.
     """
     check_partition(partition)
     if not calibration:
@@ -459,7 +459,9 @@ def compile_partition_emulated(
         sub, dequantized_inputs, output_ranges={t: (lo[t], hi[t]) for t in out_names}
     )
     del dequantized_inputs
-    emu = build_emulation_model(quantized, inputs, outputs, symbolic_batch=per_frame)
+    # batch 1 keeps its static shape (the emulator then runs frames one at a time as before)
+    symbolic = per_frame and batch is not None and batch > 1
+    emu = build_emulation_model(quantized, inputs, outputs, symbolic_batch=symbolic)
     try:
         onnx.checker.check_model(emu)
     except onnx.checker.ValidationError as exc:
