@@ -454,6 +454,8 @@ def compile_partition_emulated(
         }
         for row in kept
     ]
+    if not in_sample:
+        kept.clear()  # only the dequantized copies are needed from here
     # Like the DFC (calibset_size 64 by default), the layer ranges use up to 64 samples.
     quantized = _quantize_subgraph(
         sub, dequantized_inputs, output_ranges={t: (lo[t], hi[t]) for t in out_names}
