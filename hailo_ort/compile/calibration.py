@@ -295,7 +295,7 @@ def load_calibration(
     if limit is not None and int(limit) <= 0:
         raise CalibrationError(
             f"the calibration limit must be a positive number of samples, got {limit} "
-            "(leave it out to use all samples)"
+            "(None uses all of them; --calib-limit 0 on the command line)"
         )
     if source is None:
         raise CalibrationError(
