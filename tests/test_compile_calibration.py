@@ -245,3 +245,20 @@ def test_image_folder_feeds_hold_8_bit_pixels(tmp_path) -> None:
     want = np.transpose(arrays[7], (2, 0, 1)).astype(np.float32) * np.float32(1 / 255)
     np.testing.assert_array_equal(feeds[7]["x"][0], want)
     np.testing.assert_array_equal(feeds[:9][7]["x"], feeds[7]["x"])
+
+
+def test_npy_calibration_is_read_lazily(tmp_path) -> None:
+    # A large .npy is memory-mapped, not read into memory at once.
+    import tracemalloc
+
+    data = np.random.default_rng(3).random((64, 1, 3, 64, 64), dtype=np.float32)
+    np.save(tmp_path / "c.npy", data)
+    tracemalloc.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        feeds = load_calibration(tmp_path / "c.npy", {"x": ([1, 3, 64, 64], "float32")})
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert held < data.nbytes / 10
+    assert len(feeds) == 64
+    np.testing.assert_array_equal(feeds[17]["x"], data[17])

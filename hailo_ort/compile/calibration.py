@@ -345,7 +345,8 @@ def load_calibration(
                     "use an .npz keyed by input name"
                 )
             try:
-                array = np.load(path, allow_pickle=False)
+                # memory-mapped: samples are read from disk as they are used
+                array = np.load(path, allow_pickle=False, mmap_mode="r")
             except Exception as exc:
                 raise CalibrationError(
                     f"cannot read calibration file {path}: {_npy_problem(path, exc)}"
