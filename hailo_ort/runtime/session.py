@@ -454,10 +454,10 @@ class InferenceSession:
             return None
         frames = set()
         for name in self._batch_inputs:
-            value = input_feed.get(name)
-            shape = getattr(value, "shape", None)
-            if callable(shape):  # OrtValue.shape()
-                shape = shape()
+            if name not in input_feed:
+                return None  # reported by the feed check
+            value = input_feed[name]
+            shape = value.shape() if isinstance(value, onnxruntime.OrtValue) else np.shape(value)
             if not shape:
                 return None
             frames.add(int(shape[0]))
