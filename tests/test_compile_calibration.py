@@ -197,3 +197,68 @@ def test_limit_and_digest() -> None:
     changed = [dict(f) for f in feeds]
     changed[2] = {"x": changed[2]["x"] + 1e-3}
     assert cal.calibration_digest(changed) != cal.calibration_digest(feeds)
+
+
+@pytest.mark.parametrize(("bad", "what"), [(np.nan, "NaN"), (np.inf, "an infinite value")])
+def test_non_finite_calibration_names_input_and_sample(bad, what) -> None:
+    # Before: "CompileError: ... scale issue" from deep inside the quantizer.
+    arrays = {
+        "img": np.zeros((6, 1, 3, 4, 4), np.float32),
+        "meta": np.zeros((6, 1, 5), np.float32),
+    }
+    arrays["meta"][4, 0, 2] = bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CalibrationError, match=f"sample 4 of input 'meta' holds {what}"):
+            load_calibration(arrays, TWO)
+
+
+@pytest.mark.parametrize("limit", [0, -3])
+def test_non_positive_limit_is_an_error(limit) -> None:
+    with pytest.raises(CalibrationError, match=f"positive number of samples, got {limit}"):
+        load_calibration(np.zeros((4, 1, 3, 8, 6), np.float32), ONE, limit=limit)
+
+
+def test_text_file_as_npy_says_what_it_is(tmp_path) -> None:
+    path = tmp_path / "calib.npy"
+    path.write_text("1,2,3\n4,5,6\n")
+    with pytest.raises(CalibrationError, match=r"not a \.npy array file") as info:
+        load_calibration(path, ONE)
+    assert "allow_pickle" not in str(info.value)
+
+
+def test_image_folder_feeds_hold_8_bit_pixels(tmp_path) -> None:
+    # Before: every image was held as float32 (4 bytes a value; ~5 GB for 1,024 640x640
+    # images); now 1 byte a value, scaled when read.
+    import tracemalloc
+
+    pytest.importorskip("PIL", reason="Pillow not installed (pip install pillow)")
+    arrays = _write_images(tmp_path / "imgs", 12, size=(64, 48))
+    spec = {"x": ([1, 3, 48, 64], "float32")}
+    tracemalloc.start()
+    feeds = _quiet(tmp_path / "imgs", spec, image_scale=1 / 255)
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    float_bytes = 12 * 3 * 48 * 64 * 4
+    assert held < float_bytes / 2
+    assert len(feeds) == 12 and len(feeds[:5]) == 5
+    want = np.transpose(arrays[7], (2, 0, 1)).astype(np.float32) * np.float32(1 / 255)
+    np.testing.assert_array_equal(feeds[7]["x"][0], want)
+    np.testing.assert_array_equal(feeds[:9][7]["x"], feeds[7]["x"])
+
+
+def test_npy_calibration_is_read_lazily(tmp_path) -> None:
+    # A large .npy is memory-mapped, not read into memory at once.
+    import tracemalloc
+
+    data = np.random.default_rng(3).random((64, 1, 3, 64, 64), dtype=np.float32)
+    np.save(tmp_path / "c.npy", data)
+    tracemalloc.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        feeds = load_calibration(tmp_path / "c.npy", {"x": ([1, 3, 64, 64], "float32")})
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert held < data.nbytes / 10
+    assert len(feeds) == 64
+    np.testing.assert_array_equal(feeds[17]["x"], data[17])

@@ -312,3 +312,42 @@ def test_dfc_worker_parses_as_python_3_8():
     source = Path(worker.__file__).read_text(encoding="utf-8")
     ast.parse(source, feature_version=(3, 8))
     assert "from __future__ import annotations" in source or " | " not in source
+
+
+def test_failure_after_the_worker_drops_the_calibration_set(tmp_path, fake_dfc) -> None:
+    # Before: when reading the HEF (after the worker) failed, calib_*.npy stayed in the folder.
+    garbage = tmp_path / "garbage.hef"
+    garbage.write_bytes(b"not a HEF at all" * 8)
+    env = fake_dfc.configure(hef=str(garbage))
+    work = tmp_path / "work"
+    with pytest.raises(CompileError, match="cannot be read"):
+        dfc.compile_partition_dfc(
+            arcface_like(),
+            arcface_partition(),
+            arcface_feeds(4),
+            "hailo8",
+            normalizations=[arcface_normalization()],
+            dfc_python=sys.executable,
+            env=env,
+            workdir=work,
+        )
+    assert (work / "dfc.log").is_file()  # kept for a rerun
+    assert list(work.glob("calib_*.npy")) == []
+
+
+def test_hef_streams_of_a_batch_4_partition_are_per_frame() -> None:
+    # Before: a partition compiled at batch 4 was refused ("HEF vstream ... is 112x112x3 but
+    # the partition tensor 'x' is [4, 3, 112, 112]"): a HEF's vstreams carry one frame.
+    from hailo_ort.partition.types import TensorSpec
+
+    info = _vstream("net/in", (112, 112, 3), "NHWC", QuantInfo(zp=3), [])
+    spec = dfc._stream(info, TensorSpec("x", [4, 3, 112, 112], "float32"))
+    assert spec.device_shape == [1, 112, 112, 3] and spec.shape == [4, 3, 112, 112]
+    out = dfc._stream(
+        _vstream("net/fc", (512,), "NC", QuantInfo(), []), TensorSpec("y", [4, 512], "float32")
+    )
+    assert out.device_shape == [1, 512]
+    with pytest.raises(CompileError, match="is 1x1x256"):
+        dfc._stream(
+            _vstream("net/fc", (256,), "NC", QuantInfo(), []), TensorSpec("y", [4, 512], "float32")
+        )

@@ -200,3 +200,35 @@ def test_real_model_pplcnet_folds_batchnorm_before_quantizing() -> None:
     assert not any(n.op_type == "BatchNormalization" for n in inner.graph.node)
     assert cp.report["accuracy"][logits]["cosine"] > 0.6
     assert cp.outputs[0].device_shape == [1, 4]
+
+
+def test_boundary_tensors_are_not_all_held_in_memory(monkeypatch) -> None:
+    # Before: every sample's boundary tensors (up to 1,024) stayed in memory at once (~10 GB
+    # for a 640x640 YOLO). Now at most the quantizer's samples are kept.
+    import weakref
+
+    from hailo_ort.compile import emulate
+
+    monkeypatch.setattr(emulate, "QUANTIZER_SAMPLES", 3)
+    real = emulate.iter_boundary_values
+    alive: list[weakref.ref] = []
+    most = {"in": 0, "out": 0}
+
+    def tracked(model, tensors, calibration):
+        for row in real(model, tensors, calibration):
+            refs = {t: weakref.ref(a) for t, a in row.items()}
+            alive.append(refs)
+            yield row
+            del row
+            for kind, t in (("in", "xn"), ("out", "r2")):
+                live = sum(1 for r in alive if r[t]() is not None)
+                most[kind] = max(most[kind], live)
+
+    monkeypatch.setattr(emulate, "iter_boundary_values", tracked)
+    cp = compile_partition_emulated(
+        small_convnet(), convnet_partition("features"), image_feeds(40), "hailo8"
+    )
+    assert len(alive) == 40
+    assert most["in"] <= 3 + 2  # the quantizer's samples, the current and the previous one
+    assert most["out"] <= 2
+    assert cp.report["accuracy"]["r2"]["cosine"] > 0.99

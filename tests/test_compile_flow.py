@@ -119,14 +119,38 @@ def test_no_cache(model_file, tmp_path) -> None:
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.json"))
 
 
-def test_auto_without_dfc_falls_back_to_emulation(model_file, monkeypatch, caplog) -> None:
+def test_auto_without_dfc_falls_back_to_emulation(model_file, monkeypatch) -> None:
     _no_dfc(monkeypatch)
-    with caplog.at_level("INFO", logger="hailo_ort.compile"):
-        res = compile(
-            model_file.path, "hailo8l", calibration=model_file.calib, output=model_file.out
-        )
+    res = compile(model_file.path, "hailo8l", calibration=model_file.calib, output=model_file.out)
     assert res.backend == "emulate"
-    assert "no Hailo DFC found" in caplog.text and "no Hailo DFC found" in res.summary
+    assert "no Hailo DFC found" in res.summary
+
+
+def test_cli_says_no_dfc_once(model_file, monkeypatch, capsys) -> None:
+    # It used to be printed twice: as a log line on stderr and in the summary on stdout.
+    _no_dfc(monkeypatch)
+    argv = ["compile", str(model_file.path), "--arch", "hailo8l", "--no-progress"]
+    assert main([*argv, "--calib", str(model_file.calib), "-o", str(model_file.out)]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count("no Hailo DFC found") == 1
+
+
+@pytest.mark.parametrize(("limit", "used"), [("0", 20), ("5", 5)])
+def test_cli_calib_limit(model_file, capsys, limit, used) -> None:
+    argv = ["compile", str(model_file.path), "--arch", "hailo8l", "--backend", "emulate"]
+    argv += ["--calib", str(model_file.calib), "--calib-limit", limit, "-o", str(model_file.out)]
+    assert main([*argv, "--no-cache", "--no-progress"]) == 0
+    assert f"calibration: {used} samples" in capsys.readouterr().out
+
+
+def test_cli_negative_calib_limit_is_an_error(model_file, capsys) -> None:
+    # -3 used to mean "all samples", silently.
+    argv = ["compile", str(model_file.path), "--arch", "hailo8l", "--backend", "emulate"]
+    argv += ["--calib", str(model_file.calib), "--calib-limit", "-3", "-o", str(model_file.out)]
+    assert main([*argv, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "calibration limit must be a positive number" in err and "-3" in err
+    assert not model_file.out.exists()
 
 
 def test_modelproto_in_memory() -> None:

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..hailoop.types import CompiledPartition
 from .cache import CompileCache, cache_key
 from .calibration import calibration_digest, load_calibration, model_inputs
 
-__all__ = ["CompileResult", "PartitionResult", "Progress", "compile"]
+__all__ = ["AccuracyWarning", "CompileResult", "PartitionResult", "Progress", "compile"]
 
 log = logging.getLogger("hailo_ort.compile")
 
@@ -155,6 +156,87 @@ def default_output(model_path: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{stem}.hailo.onnx")
 
 
+#: Model metadata key recording the symbolic batch dims of a model compiled per frame.
+DYNAMIC_BATCH_KEY = "hailo_ort.dynamic_batch"
+
+
+def _original_graph(model: Any) -> onnx.GraphProto | None:
+    """The graph of the model as given (its inputs' symbolic dims), or None if not at hand."""
+    from ..graph.loader import EXAMPLE_PREFIX
+
+    try:
+        if isinstance(model, onnx.ModelProto):
+            return model.graph
+        if isinstance(model, bytes):
+            return onnx.load_from_string(model).graph
+        if isinstance(model, str) and model.startswith(EXAMPLE_PREFIX):
+            from ..graph.loader import load_model
+
+            return load_model(model).graph
+        if isinstance(model, (str, os.PathLike)):
+            return onnx.load(str(model), load_external_data=False).graph
+    except Exception:  # the model loaded for inspect; this is only a refinement
+        return None
+    return None
+
+
+def _leading_dim(vi: onnx.ValueInfoProto) -> tuple[bool, str | int | None]:
+    """(has a leading dim, its dim_param or dim_value)."""
+    dims = vi.type.tensor_type.shape.dim
+    if not vi.type.tensor_type.HasField("shape") or not dims:
+        return False, None
+    d = dims[0]
+    if d.HasField("dim_value"):
+        return True, int(d.dim_value)
+    return True, d.dim_param or None
+
+
+def _restore_dynamic_batch(
+    original: onnx.GraphProto | None, out_model: onnx.ModelProto
+) -> dict[str, dict[str, str]] | None:
+    """Give ``out_model`` back the symbolic batch dim of the original model, where valid.
+
+    Valid when every input and output of the original model has a symbolic leading dim and
+    the compiled model has 1 there (it was compiled per frame). The graph's inputs / outputs
+    then show the symbolic dim again and the metadata (DYNAMIC_BATCH_KEY) tells the session to
+    run N frames one at a time. Returns what was recorded ({"inputs": {name: dim}, ...}).
+    """
+    if original is None:
+        return None
+    init_names = {i.name for i in original.initializer}
+    orig_io = [vi for vi in original.input if vi.name not in init_names] + list(original.output)
+    found: dict[str, str] = {}
+    for vi in orig_io:
+        has, dim = _leading_dim(vi)
+        if not has or isinstance(dim, int):
+            return None
+        found[vi.name] = dim or "N"
+    out_init = {i.name for i in out_model.graph.initializer}
+    out_io = {
+        vi.name: vi
+        for vi in [*out_model.graph.input, *out_model.graph.output]
+        if vi.name not in out_init
+    }
+    if set(out_io) != set(found) or any(_leading_dim(vi) != (True, 1) for vi in out_io.values()):
+        return None
+    for name, vi in out_io.items():
+        dim = vi.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_param = found[name]
+    inputs = {vi.name for vi in original.input if vi.name not in init_names}
+    record = {
+        "inputs": {n: d for n, d in found.items() if n in inputs},
+        "outputs": {n: d for n, d in found.items() if n not in inputs},
+    }
+    import json
+
+    for prop in list(out_model.metadata_props):
+        if prop.key == DYNAMIC_BATCH_KEY:
+            out_model.metadata_props.remove(prop)
+    out_model.metadata_props.add(key=DYNAMIC_BATCH_KEY, value=json.dumps(record))
+    return record
+
+
 def _model_source(model: Any) -> tuple[bool, str | None]:
     """(is a file path, example name) for a model given to :func:`compile`.
 
@@ -213,7 +295,9 @@ def _toolchain_id(backend: str, python: str | None) -> str:
         return f"dfc {dfc_version(python or sys.executable)} ({python}); hailo-ort {__version__}"
     import onnxruntime as ort
 
-    return f"emulate; hailo-ort {__version__}; onnxruntime {ort.__version__}"
+    from .emulate import EMULATION_VERSION
+
+    return f"emulate v{EMULATION_VERSION}; hailo-ort {__version__}; onnxruntime {ort.__version__}"
 
 
 def compile(
@@ -245,7 +329,7 @@ def compile(
     found, else emulation). The result is written atomically to ``output`` (default:
     ``<model>.hailo.onnx`` next to a model given as a path, ``./NAME.hailo.onnx`` for
     ``"example:NAME"``; nothing is written for bytes or a ModelProto without ``output``). ``calibration_limit`` keeps the first N samples (1,024 by
-    default, as the Hailo model zoo uses; None keeps all). ``image_scale`` multiplies the 0..255
+    default, as the Hailo model zoo uses; None keeps all; 0 or less is an error). ``image_scale`` multiplies the 0..255
     pixels of a calibration image folder (default: 1 when the model's input normalisation implies
     0..255 pixels, else 1/255). Every failure is a HailoOrtError and writes nothing.
     """
@@ -307,7 +391,7 @@ def compile(
             )
         if backend == "auto" and chosen == "emulate":
             note = "no Hailo DFC found (see --dfc-python / HAILO_DFC_PYTHON): using emulation"
-            log.info("%s", note)
+            log.debug("%s", note)  # the summary carries it (once)
 
         # 3. calibration
         display.stage("calibration data")
@@ -369,6 +453,7 @@ def compile(
         # 5. embed and write
         display.stage("embed")
         out_model = _embed(prepared, [r.compiled for r in results], flavour)
+        dynamic = _restore_dynamic_batch(_original_graph(model), out_model)
         data = out_model.SerializeToString()
         if out_path is not None:
             write_bytes_atomic(out_path, data)
@@ -383,7 +468,15 @@ def compile(
             seconds=time.time() - t_start,
         )
         result.summary = summarize(result, inspected, model, len(data), note)
-        return result
+        if dynamic:
+            dims = ", ".join(sorted(set(dynamic["inputs"].values())))
+            result.summary += (
+                f"\nbatch: the dynamic batch dim ({dims}) is kept; compiled per frame, a session "
+                "runs N frames one at a time"
+            )
+    for warning in low_accuracy_warnings(result):
+        warnings.warn(warning, AccuracyWarning, stacklevel=2)
+    return result
 
 
 def _fmt_bytes(n: int) -> str:
@@ -396,6 +489,28 @@ def _fmt_bytes(n: int) -> str:
 
 def _fmt_tensors(specs: Sequence[Any]) -> str:
     return ", ".join(f"{t.name} {list(t.shape)}" for t in specs)
+
+
+class AccuracyWarning(UserWarning):
+    """A compiled partition output is far from float (held-out cosine below LOW_COSINE)."""
+
+
+#: Held-out cosine similarity against float below which the compile result is flagged.
+LOW_COSINE = 0.9
+
+
+def low_accuracy_warnings(result: CompileResult) -> list[str]:
+    """One message per partition output whose cosine similarity to float is below LOW_COSINE."""
+    found = []
+    for r in result.partitions:
+        for tensor, a in (r.compiled.report.get("accuracy") or {}).items():
+            if a.get("cosine", 1.0) < LOW_COSINE:
+                found.append(
+                    f"partition {r.index} output {tensor}: cosine {a['cosine']:.4f} against "
+                    f"float is below {LOW_COSINE} (8-bit quantization loses this tensor; check "
+                    "the calibration data, or keep the layers before it on the CPU with --ops)"
+                )
+    return found
 
 
 def summarize(result: CompileResult, inspected: Any, model: Any, size: int, note: str = "") -> str:
@@ -437,6 +552,8 @@ def summarize(result: CompileResult, inspected: Any, model: Any, size: int, note
                     f"  accuracy vs float ({where}) {tensor}: cosine {a['cosine']:.4f}, "
                     f"SNR {a['snr_db']:.1f} dB, max abs error {a['max_abs_error']:.4g}"
                 )
+    for warning in low_accuracy_warnings(result):
+        lines.append(f"WARNING: {warning}")
     cpu = list(getattr(inspected, "cpu_nodes", []) or [])
     if cpu:
         shown = ", ".join(f"{n.name} ({n.op_type})" for n in cpu[:6])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -42,13 +42,16 @@ def vstream_names(net: str, tensors: Sequence[str]) -> list[str]:
     return names
 
 
-def device_layout(shape: Sequence[int]) -> tuple[list[int], str, str]:
+def device_layout(shape: Sequence[int], per_frame: bool = True) -> tuple[list[int], str, str]:
     """(device_shape, device_order, host_order) of a host tensor of ``shape``.
 
     4-D host tensors are NCHW and cross to the device as NHWC; 2-D ones are NC on both sides;
-    3-D ones keep their layout (NHW).
+    3-D ones keep their layout (NHW). With ``per_frame`` the device shape describes one frame
+    (leading dimension 1, as a HEF's vstreams do); the runtime sends N frames as N of them.
     """
     dims = [int(d) for d in shape]
+    if per_frame and dims:
+        dims[0] = 1
     if len(dims) == 4:
         n, c, h, w = dims
         return [n, h, w, c], "NHWC", "NCHW"
@@ -81,8 +84,18 @@ def boundary_values(
     """The float values of ``tensors`` for each calibration feed, computed with onnxruntime.
 
     Tensors that are model inputs are taken from the feeds; the others are added as extra
-    graph outputs of a copy of ``model`` and computed.
+    graph outputs of a copy of ``model`` and computed. All samples are held in memory; see
+    :func:`iter_boundary_values` to process them one at a time.
     """
+    return list(iter_boundary_values(model, tensors, calibration))
+
+
+def iter_boundary_values(
+    model: onnx.ModelProto,
+    tensors: Sequence[str],
+    calibration: Sequence[dict[str, np.ndarray]],
+) -> Iterator[dict[str, np.ndarray]]:
+    """Like :func:`boundary_values`, one sample at a time (memory stays one sample)."""
     import onnxruntime as ort
 
     graph_inputs = {i.name for i in model.graph.input}
@@ -101,7 +114,6 @@ def boundary_values(
             sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise CompileError(f"cannot run the float model to compute boundaries: {exc}") from exc
-    values: list[dict[str, np.ndarray]] = []
     for i, feed in enumerate(calibration):
         row: dict[str, np.ndarray] = {}
         for t in tensors:
@@ -118,26 +130,47 @@ def boundary_values(
                     f"running the float model on calibration sample {i} failed: {exc}"
                 ) from exc
             row.update(zip(computed, outs))
-        values.append(row)
-    return values
+        yield row
+
+
+class AccuracyAccumulator:
+    """Cosine similarity, SNR and max abs error accumulated over chunks of a tensor."""
+
+    def __init__(self) -> None:
+        self.dot = 0.0
+        self.ref2 = 0.0
+        self.app2 = 0.0
+        self.err2 = 0.0
+        self.max_err = 0.0
+
+    def add(self, reference: np.ndarray, approx: np.ndarray) -> None:
+        """Add one chunk (e.g. one sample) of ``approx`` against ``reference``."""
+        ref = np.asarray(reference, dtype=np.float64).ravel()
+        app = np.asarray(approx, dtype=np.float64).ravel()
+        err = ref - app
+        self.dot += float(ref @ app)
+        self.ref2 += float(ref @ ref)
+        self.app2 += float(app @ app)
+        self.err2 += float(err @ err)
+        if err.size:
+            self.max_err = max(self.max_err, float(np.abs(err).max()))
+
+    def result(self) -> dict[str, float]:
+        """{"cosine", "snr_db", "max_abs_error"} over everything added."""
+        denom = float(np.sqrt(self.ref2) * np.sqrt(self.app2))
+        if denom > 0:
+            cosine = self.dot / denom
+        else:
+            cosine = 1.0 if self.err2 == 0 else 0.0
+        if self.err2 == 0:
+            snr = float("inf")
+        else:
+            snr = float(10.0 * np.log10(self.ref2 / self.err2)) if self.ref2 > 0 else 0.0
+        return {"cosine": float(cosine), "snr_db": snr, "max_abs_error": self.max_err}
 
 
 def accuracy(reference: np.ndarray, approx: np.ndarray) -> dict[str, float]:
     """Cosine similarity, SNR in dB and max abs error of ``approx`` against ``reference``."""
-    ref = np.asarray(reference, dtype=np.float64).ravel()
-    app = np.asarray(approx, dtype=np.float64).ravel()
-    err = ref - app
-    denom = float(np.linalg.norm(ref) * np.linalg.norm(app))
-    cosine = float(ref @ app / denom) if denom > 0 else (1.0 if not err.any() else 0.0)
-    noise = float(err @ err)
-    signal = float(ref @ ref)
-    snr = (
-        float("inf")
-        if noise == 0
-        else (float(10.0 * np.log10(signal / noise)) if signal > 0 else 0.0)
-    )
-    return {
-        "cosine": cosine,
-        "snr_db": snr,
-        "max_abs_error": float(np.abs(err).max()) if err.size else 0.0,
-    }
+    acc = AccuracyAccumulator()
+    acc.add(reference, approx)
+    return acc.result()

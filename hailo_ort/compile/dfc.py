@@ -31,7 +31,7 @@ from ..errors import CompileError
 from ..graph.subgraph import value_infos
 from ..hailoop.types import CompiledPartition, StreamSpec
 from ..partition.types import Normalization, Partition, TensorSpec
-from .common import boundary_values, check_partition, net_name
+from .common import check_partition, iter_boundary_values, net_name
 
 WORKER = Path(__file__).with_name("dfc_worker.py")
 DEFAULT_TIMEOUT = 12 * 3600.0  # optimisation takes hours on a CPU
@@ -398,18 +398,34 @@ def write_calibration(
     workdir: Path,
     net: str,
 ) -> str | dict[str, str]:
-    """Save the partition's boundary inputs as NHWC float32 .npy files (the DFC's layout)."""
+    """Save the partition's boundary inputs as NHWC float32 .npy files (the DFC's layout).
+
+    Samples are computed and written one at a time (memory holds one sample, not the set).
+    """
     names = [t.name for t in partition.inputs]
-    values = boundary_values(model, names, calibration)
     paths: dict[str, str] = {}
-    for i, name in enumerate(names, start=1):
-        # each sample is shaped as the tensor (batch 1): stack along the batch axis
-        stacked = np.concatenate([np.asarray(v[name], np.float32) for v in values], axis=0)
-        if stacked.ndim == 4:
-            stacked = np.transpose(stacked, (0, 2, 3, 1))
-        path = workdir / f"calib_{i}.npy"
-        np.save(path, np.ascontiguousarray(stacked))
-        paths[f"{net}/input_layer{i}"] = str(path)
+    files: dict[str, np.ndarray] = {}
+    at = 0
+    for row in iter_boundary_values(model, names, calibration):
+        frames = 0
+        for i, name in enumerate(names, start=1):
+            # each sample is shaped as the tensor ([N, C, H, W]): frames along the first axis
+            x = np.asarray(row[name], np.float32)
+            if x.ndim == 4:
+                x = np.transpose(x, (0, 2, 3, 1))
+            if name not in files:
+                path = workdir / f"calib_{i}.npy"
+                shape = (x.shape[0] * len(calibration), *x.shape[1:])
+                files[name] = np.lib.format.open_memmap(
+                    path, mode="w+", dtype=np.float32, shape=shape
+                )
+                paths[f"{net}/input_layer{i}"] = str(path)
+            files[name][at : at + x.shape[0]] = x
+            frames = x.shape[0]
+        at += frames
+    for arr in files.values():
+        arr.flush()
+    del files
     if len(paths) == 1:
         return next(iter(paths.values()))
     return paths
@@ -446,7 +462,8 @@ def _stream(info: Any, tensor: TensorSpec) -> StreamSpec:
         device_shape, device_order = [1, h, w], "NHW"
     else:
         raise CompileError(f"vstream {info.name} has format {order}, which hailo-ort cannot map")
-    if int(np.prod(host)) != int(np.prod(device_shape)):
+    # A HEF's vstreams carry one frame; the partition tensor may hold N of them.
+    if int(np.prod(host[1:])) != int(np.prod(device_shape[1:])):
         raise CompileError(
             f"HEF vstream {info.name} is {h}x{w}x{c} ({order}) but the partition tensor "
             f"{tensor.name!r} is {host}"
@@ -586,6 +603,36 @@ def compile_partition_dfc(
     python = require_dfc_python(dfc_python)
     own_workdir = workdir is None
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hailo-ort-dfc-"))
+    try:
+        return _compile_in(
+            model, partition, calibration, arch, work, own_workdir, python,
+            normalizations=normalizations, model_script=model_script,
+            optimization_level=optimization_level, timeout=timeout, progress=progress, env=env,
+        )  # fmt: skip
+    except BaseException:
+        # keep the log, the job and the model for a rerun; drop the (large) calibration set
+        for npy in work.glob("calib_*.npy"):
+            npy.unlink(missing_ok=True)
+        raise
+
+
+def _compile_in(
+    model: onnx.ModelProto,
+    partition: Partition,
+    calibration: Sequence[dict[str, np.ndarray]],
+    arch: str,
+    work: Path,
+    own_workdir: bool,
+    python: str,
+    *,
+    normalizations: Sequence[Normalization],
+    model_script: str | None,
+    optimization_level: int,
+    timeout: float | None,
+    progress: Any,
+    env: dict[str, str] | None,
+) -> CompiledPartition:
+    """The body of :func:`compile_partition_dfc`, in the work folder ``work``."""
     if progress is not None:
         progress.stage("calibration set")
     job = prepare_job(
@@ -608,13 +655,7 @@ def compile_partition_dfc(
             progress.stage(f"DFC {event['stage']}")
 
     t0 = time.time()
-    try:
-        result = run_worker(job, python, work, timeout=timeout, on_event=on_event, env=env)
-    except CompileError:
-        # keep the log, the job and the model for a rerun; drop the (large) calibration set
-        for npy in work.glob("calib_*.npy"):
-            npy.unlink()
-        raise
+    result = run_worker(job, python, work, timeout=timeout, on_event=on_event, env=env)
     elapsed = time.time() - t0
 
     report: dict[str, Any] = {

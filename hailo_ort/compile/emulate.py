@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,20 @@ from ..partition.types import Partition
 from ..quant import QuantInfo, quant_from_range
 from ..transforms import from_device, to_device
 from .common import (
-    accuracy,
-    boundary_values,
+    AccuracyAccumulator,
     check_partition,
     device_layout,
+    iter_boundary_values,
     net_name,
     vstream_names,
 )
 
 EMULATION_NOTE = "emulation: predicts 8-bit quantization effects; not the Hailo compiler"
+
+#: Version of the emulation algorithm; part of the compile cache key, so that results of an
+#: older (possibly wrong) emulation are not served from the cache. Bump on any change to what
+#: this module produces.
+EMULATION_VERSION = 2
 
 #: Samples the inner quantizer calibrates layer ranges on (the DFC's default calibset_size).
 QUANTIZER_SAMPLES = 64
@@ -56,12 +61,6 @@ def split_holdout(n: int) -> tuple[list[int], list[int], bool]:
         k = max(1, n // 5)
         return list(range(n - k)), list(range(n - k, n)), False
     return list(range(n)), list(range(n)), True
-
-
-def _range_quant(arrays: Sequence[np.ndarray], dtype: str) -> QuantInfo:
-    lo = min(float(np.min(a)) for a in arrays)
-    hi = max(float(np.max(a)) for a in arrays)
-    return quant_from_range(lo, hi, dtype)
 
 
 class _Reader:
@@ -101,7 +100,36 @@ def _fold_float(sub: onnx.ModelProto, folder: Path) -> onnx.ModelProto:
     return folded
 
 
-def _quantize_subgraph(sub: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> onnx.ModelProto:
+def _output_range_overrides(
+    folded: onnx.ModelProto, output_ranges: dict[str, tuple[float, float]]
+) -> dict[str, list[dict[str, np.float32]]]:
+    """Quantizer range overrides for graph outputs that also feed a Relu or Clip.
+
+    onnxruntime's quantizer copies a Relu/Clip output's range onto its input (the fused
+    activation of a device layer) without checking whether that input is also a graph output;
+    the output would then lose its negative values. Pinning such an output's range to its
+    boundary range keeps the activation quantized and the output whole.
+    """
+    outputs = {o.name for o in folded.graph.output}
+    fed = {
+        n.input[0]
+        for n in folded.graph.node
+        if n.op_type in ("Relu", "Clip") and n.input and n.input[0] in outputs
+    }
+    return {
+        t: [{"rmin": np.float32(output_ranges[t][0]), "rmax": np.float32(output_ranges[t][1])}]
+        for t in sorted(fed)
+        if t in output_ranges
+    }
+
+
+def _quantize_subgraph(
+    sub: onnx.ModelProto,
+    feeds: list[dict[str, np.ndarray]],
+    output_ranges: dict[str, tuple[float, float]] | None = None,
+) -> onnx.ModelProto:
+    """The QDQ-quantized ``sub``, calibrated on ``feeds``; ``output_ranges`` are the float
+    (min, max) of the graph outputs (see :func:`_output_range_overrides`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -116,6 +144,7 @@ def _quantize_subgraph(sub: onnx.ModelProto, feeds: list[dict[str, np.ndarray]])
     with tempfile.TemporaryDirectory(prefix="hailo-ort-emu-") as tmp:
         out = Path(tmp) / "q.onnx"
         folded = _fold_float(sub, Path(tmp))
+        overrides = _output_range_overrides(folded, output_ranges or {})
         # The quantizer logs advice on the root logger; it is not for our users.
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)
@@ -131,7 +160,11 @@ def _quantize_subgraph(sub: onnx.ModelProto, feeds: list[dict[str, np.ndarray]])
                 calibrate_method=CalibrationMethod.MinMax,
                 # (not CalibMaxIntermediateOutputs: onnxruntime 1.32 then loses samples'
                 # ranges; memory is bounded by QUANTIZER_SAMPLES instead)
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                extra_options={
+                    "ActivationSymmetric": False,
+                    "WeightSymmetric": True,
+                    "TensorQuantOverrides": overrides,
+                },
             )
         except Exception as exc:
             raise CompileError(f"8-bit quantization of the partition failed: {exc}") from exc
@@ -207,9 +240,17 @@ def quantize_nodes(
 
 
 def build_emulation_model(
-    quantized: onnx.ModelProto, inputs: list[StreamSpec], outputs: list[StreamSpec]
+    quantized: onnx.ModelProto,
+    inputs: list[StreamSpec],
+    outputs: list[StreamSpec],
+    *,
+    symbolic_batch: bool = False,
 ) -> onnx.ModelProto:
-    """Wrap a (QDQ) model of the partition with Hailo's boundary quantization and layouts."""
+    """Wrap a (QDQ) model of the partition with Hailo's boundary quantization and layouts.
+
+    With ``symbolic_batch`` the streams' leading dimension is symbolic (``"frames"``): the
+    model takes any number of frames, as the device does.
+    """
     prefix = "hailo_ort_emu"
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
@@ -224,9 +265,10 @@ def build_emulation_model(
         inits += i
 
     def vi(spec: StreamSpec) -> onnx.ValueInfoProto:
-        return helper.make_tensor_value_info(
-            spec.vstream, _DTYPES[spec.device_dtype], spec.device_shape
-        )
+        shape: list[int | str] = list(spec.device_shape)
+        if symbolic_batch and shape:
+            shape[0] = "frames"
+        return helper.make_tensor_value_info(spec.vstream, _DTYPES[spec.device_dtype], shape)
 
     graph = helper.make_graph(
         nodes,
@@ -247,8 +289,17 @@ def build_emulation_model(
     return model
 
 
+def batch_dim(tensors: Sequence[Any]) -> int | None:
+    """The leading dimension all of ``tensors`` share (the batch), or None when they differ."""
+    leading = {int(t.shape[0]) for t in tensors if t.shape}
+    return leading.pop() if len(leading) == 1 else None
+
+
 def _stream_specs(
-    partition_tensors: Sequence[Any], vstreams: Sequence[str], quants: Sequence[QuantInfo]
+    partition_tensors: Sequence[Any],
+    vstreams: Sequence[str],
+    quants: Sequence[QuantInfo],
+    per_frame: bool,
 ) -> list[StreamSpec]:
     specs = []
     for t, vs, q in zip(partition_tensors, vstreams, quants):
@@ -261,7 +312,7 @@ def _stream_specs(
                 f"boundary tensor {t.name!r} has shape {list(t.shape)}; static positive "
                 "dimensions are needed (fix the input shapes)"
             )
-        dshape, dorder, horder = device_layout(t.shape)
+        dshape, dorder, horder = device_layout(t.shape, per_frame=per_frame)
         specs.append(
             StreamSpec(
                 vstream=vs,
@@ -282,14 +333,20 @@ def run_emulation(
     emulation: bytes | onnx.ModelProto,
     inputs: list[StreamSpec],
     outputs: list[StreamSpec],
-    feeds: Sequence[dict[str, np.ndarray]],
-) -> list[dict[str, np.ndarray]]:
-    """Run an emulation model on float host tensors; returns float host tensors per sample."""
+    feeds: Iterable[dict[str, np.ndarray]],
+    *,
+    per_frame: bool = False,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Run an emulation model on float host tensors; yields float host tensors per sample.
+
+    With ``per_frame`` each sample's frames (leading dimension) run one at a time, as the
+    runtime sends them with batch size 1, and the results are concatenated.
+    """
     import onnxruntime as ort
 
     data = emulation if isinstance(emulation, bytes) else emulation.SerializeToString()
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    results = []
+    names = [s.vstream for s in outputs]
     for feed in feeds:
         dev = {
             s.vstream: to_device(
@@ -301,14 +358,18 @@ def run_emulation(
             )
             for s in inputs
         }
-        outs = sess.run([s.vstream for s in outputs], dev)
-        results.append(
-            {
-                s.tensor: from_device(o, s.quant, s.host_order, s.device_order)
-                for s, o in zip(outputs, outs)
-            }
-        )
-    return results
+        if per_frame:
+            frames = next(iter(dev.values())).shape[0] if dev else 1
+            runs = [
+                sess.run(names, {k: v[f : f + 1] for k, v in dev.items()}) for f in range(frames)
+            ]
+            outs = [np.concatenate(parts, axis=0) for parts in zip(*runs)]
+        else:
+            outs = sess.run(names, dev)
+        yield {
+            s.tensor: from_device(o, s.quant, s.host_order, s.device_order).reshape(s.shape)
+            for s, o in zip(outputs, outs)
+        }
 
 
 def compile_partition_emulated(
@@ -324,7 +385,13 @@ def compile_partition_emulated(
 
     ``calibration`` holds feeds of the full model's inputs. A fifth of them is held out to
     measure accuracy against float (cosine similarity, SNR, max abs error per output), reported
-    in ``CompiledPartition.report``.
+    in ``CompiledPartition.report``. The boundary tensors are computed one sample at a time:
+    memory holds at most the quantizer's ``QUANTIZER_SAMPLES`` samples.
+
+    When every boundary tensor has the same leading (batch) dimension, the device streams are
+    per frame (``device_shape[0] == 1``), like a HEF's; at batch N > 1 the emulation model
+    takes any number of frames, and a graph that hard-codes its batch size (so cannot run one
+    frame at a time) is a CompileError.
     """
     check_partition(partition)
     if not calibration:
@@ -333,17 +400,37 @@ def compile_partition_emulated(
         raise CompileError(f"device dtype {device_dtype!r} is not uint8 or uint16")
     in_names = [t.name for t in partition.inputs]
     out_names = [t.name for t in partition.outputs]
+    boundary = list(dict.fromkeys(in_names + out_names))
+    batch = batch_dim(list(partition.inputs) + list(partition.outputs))
+    per_frame = batch is not None
+    calib_idx, hold_idx, in_sample = split_holdout(len(calibration))
+    n_calib = len(calib_idx)
     if progress is not None:
         progress.stage("boundary tensors")
-    values = boundary_values(model, in_names + out_names, calibration)
-    calib_idx, hold_idx, in_sample = split_holdout(len(values))
+    values = iter_boundary_values(model, boundary, calibration)
+
+    # Pass 1 (the calibration samples): ranges over all; the first QUANTIZER_SAMPLES kept.
+    lo = {t: np.inf for t in boundary}
+    hi = {t: -np.inf for t in boundary}
+    kept: list[dict[str, np.ndarray]] = []
+    for i in range(n_calib):
+        row = next(values)
+        for t in boundary:
+            a = row[t]
+            if a.size:
+                lo[t] = min(lo[t], float(np.min(a)))
+                hi[t] = max(hi[t], float(np.max(a)))
+        if i < QUANTIZER_SAMPLES:
+            kept.append({t: row[t] for t in in_names})
+        if in_sample:
+            kept[-1] = row  # fewer than 4 samples: they are the held-out ones too
 
     net = net_name(model, partition)
-    in_quants = [_range_quant([values[i][t] for i in calib_idx], device_dtype) for t in in_names]
-    out_quants = [_range_quant([values[i][t] for i in calib_idx], device_dtype) for t in out_names]
+    in_quants = [quant_from_range(lo[t], hi[t], device_dtype) for t in in_names]
+    out_quants = [quant_from_range(lo[t], hi[t], device_dtype) for t in out_names]
     vnames = vstream_names(net, in_names + out_names)
-    inputs = _stream_specs(partition.inputs, vnames[: len(in_names)], in_quants)
-    outputs = _stream_specs(partition.outputs, vnames[len(in_names) :], out_quants)
+    inputs = _stream_specs(partition.inputs, vnames[: len(in_names)], in_quants, per_frame)
+    outputs = _stream_specs(partition.outputs, vnames[len(in_names) :], out_quants, per_frame)
 
     sub = extract_subgraph(model, partition.nodes, in_names, out_names, name=net)
     if progress is not None:
@@ -353,7 +440,7 @@ def compile_partition_emulated(
         {
             s.tensor: from_device(
                 to_device(
-                    np.asarray(values[i][s.tensor], np.float32),
+                    np.asarray(row[s.tensor], np.float32),
                     s.quant,
                     s.device_dtype,
                     s.host_order,
@@ -365,11 +452,18 @@ def compile_partition_emulated(
             )
             for s in inputs
         }
-        for i in calib_idx
+        for row in kept
     ]
+    if not in_sample:
+        kept.clear()  # only the dequantized copies are needed from here
     # Like the DFC (calibset_size 64 by default), the layer ranges use up to 64 samples.
-    quantized = _quantize_subgraph(sub, dequantized_inputs[:QUANTIZER_SAMPLES])
-    emu = build_emulation_model(quantized, inputs, outputs)
+    quantized = _quantize_subgraph(
+        sub, dequantized_inputs, output_ranges={t: (lo[t], hi[t]) for t in out_names}
+    )
+    del dequantized_inputs
+    # batch 1 keeps its static shape (the emulator then runs frames one at a time as before)
+    symbolic = per_frame and batch is not None and batch > 1
+    emu = build_emulation_model(quantized, inputs, outputs, symbolic_batch=symbolic)
     try:
         onnx.checker.check_model(emu)
     except onnx.checker.ValidationError as exc:
@@ -378,14 +472,36 @@ def compile_partition_emulated(
         ) from exc
     payload = emu.SerializeToString()
 
+    # Pass 2 (the held-out samples, the last ones): accuracy, one sample at a time.
     if progress is not None:
         progress.stage("accuracy check")
-    emulated = run_emulation(payload, inputs, outputs, [values[i] for i in hold_idx])
-    acc: dict[str, dict[str, float]] = {}
-    for t in out_names:
-        ref = np.concatenate([values[i][t].ravel() for i in hold_idx])
-        app = np.concatenate([e[t].ravel() for e in emulated])
-        acc[t] = accuracy(ref, app)
+    held = kept if in_sample else (next(values) for _ in hold_idx)
+    pending: list[dict[str, np.ndarray]] = []
+
+    def references() -> Iterator[dict[str, np.ndarray]]:
+        for row in held:
+            pending.append(row)
+            yield row
+
+    accs = {t: AccuracyAccumulator() for t in out_names}
+    try:
+        for emulated in run_emulation(payload, inputs, outputs, references(), per_frame=per_frame):
+            row = pending.pop()
+            for t in out_names:
+                accs[t].add(row[t], emulated[t])
+    except CompileError:
+        raise
+    except Exception as exc:
+        if per_frame and batch is not None and batch > 1:
+            raise CompileError(
+                f"partition {partition.index} cannot run one frame at a time: its graph "
+                f"hard-codes the batch size {batch} ({exc}); compile it with batch 1 "
+                "(--input-shape NAME=1,...) or export the model with a dynamic batch"
+            ) from exc
+        raise CompileError(
+            f"the emulation model of partition {partition.index} failed to run: {exc}"
+        ) from exc
+    acc = {t: a.result() for t, a in accs.items()}
 
     import onnxruntime as ort
 
@@ -401,13 +517,14 @@ def compile_partition_emulated(
         toolchain={
             "tool": "hailo-ort emulation",
             "hailo_ort": __version__,
+            "emulation_version": str(EMULATION_VERSION),
             "onnxruntime": ort.__version__,
             "note": EMULATION_NOTE,
         },
         report={
             "note": EMULATION_NOTE,
             "accuracy": acc,
-            "calibration_samples": len(calib_idx),
+            "calibration_samples": n_calib,
             "heldout_samples": len(hold_idx),
             "in_sample": in_sample,
         },

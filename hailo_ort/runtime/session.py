@@ -282,6 +282,7 @@ class InferenceSession:
         self._pipeline_lock = threading.Lock()
         self._streams: weakref.WeakSet[Pipeline] = weakref.WeakSet()
         self._ort_arg, self._model, self._path = _load(path_or_bytes)
+        self._batch_inputs = _dynamic_batch_inputs(self._model)
         self._build(split_providers(providers, provider_options))
 
     # ---- construction ---------------------------------------------------------------------
@@ -490,6 +491,9 @@ class InferenceSession:
         run_options: onnxruntime.RunOptions | None = None,
     ) -> list[Any]:
         """Compute the outputs ``output_names`` (all when None) for ``input_feed``."""
+        frames = self._frames_to_split(input_feed)
+        if frames is not None:
+            return self._run_per_frame(frames, output_names, input_feed, run_options)
         plan = self._plan
         if plan is None:
             timer = self._timer
@@ -504,6 +508,67 @@ class InferenceSession:
         names, feeds = self._check(output_names, input_feed)
         return plan.run(names, feeds, run_options)
 
+    # ---- models compiled per frame from a dynamic batch ------------------------------------
+    def _frames_to_split(self, input_feed: Mapping[str, Any]) -> int | None:
+        """N when the model was compiled per frame from a dynamic batch (see
+        ``hailo_ort.compile``) and ``input_feed`` holds N > 1 frames of every batched input."""
+        if not self._batch_inputs:
+            return None
+        frames = set()
+        for name in self._batch_inputs:
+            if name not in input_feed:
+                return None  # reported by the feed check
+            value = input_feed[name]
+            shape = value.shape() if isinstance(value, onnxruntime.OrtValue) else np.shape(value)
+            if not shape:
+                return None
+            frames.add(int(shape[0]))
+        if len(frames) != 1:
+            raise InvalidFeedError(
+                _ort_prefixed(
+                    f"inputs {sorted(self._batch_inputs)} share a batch dim but were fed "
+                    f"{sorted(frames)} frames"
+                )
+            )
+        n = frames.pop()
+        return n if n > 1 else None
+
+    def _run_per_frame(
+        self,
+        frames: int,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        run_options: onnxruntime.RunOptions | None,
+    ) -> list[Any]:
+        feed = {
+            k: (v.numpy() if isinstance(v, onnxruntime.OrtValue) else np.asarray(v))
+            for k, v in input_feed.items()
+        }
+        per_frame = [
+            self.run(
+                output_names,
+                {k: (v[i : i + 1] if k in self._batch_inputs else v) for k, v in feed.items()},
+                run_options,
+            )
+            for i in range(frames)
+        ]
+        return [np.concatenate(parts, axis=0) for parts in zip(*per_frame)]
+
+    def _run_to_callback(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        callback: Callable[[Any, Any, str], None],
+        user_data: Any,
+        run_options: onnxruntime.RunOptions | None,
+    ) -> None:
+        try:
+            outputs = self.run(output_names, input_feed, run_options)
+        except Exception as exc:
+            callback([], user_data, str(exc))
+            return
+        callback(outputs, user_data, "")
+
     def run_async(
         self,
         output_names: Sequence[str] | None,
@@ -513,6 +578,13 @@ class InferenceSession:
         run_options: onnxruntime.RunOptions | None = None,
     ) -> None:
         """Run in the background; ``callback(outputs, user_data, error_message)`` when done."""
+        if self._frames_to_split(input_feed) is not None:
+            threading.Thread(
+                target=self._run_to_callback,
+                args=(output_names, input_feed, callback, user_data, run_options),
+                daemon=True,
+            ).start()
+            return
         plan = self._plan
         if plan is None:
             try:
@@ -983,6 +1055,22 @@ def _emulated_only(model: onnx.ModelProto) -> bool:
     return bool(sites) and all(site.compiled.hef is None for site in sites)
 
 
+def _dynamic_batch_inputs(model: onnx.ModelProto) -> set[str]:
+    """The inputs whose frames the session runs one at a time: those recorded under
+    ``hailo_ort.compile.DYNAMIC_BATCH_KEY`` for a model compiled per frame from a dynamic batch."""
+    import json
+
+    from ..compile import DYNAMIC_BATCH_KEY
+
+    for prop in model.metadata_props:
+        if prop.key == DYNAMIC_BATCH_KEY:
+            try:
+                return set(json.loads(prop.value).get("inputs", {}))
+            except (ValueError, AttributeError):
+                return set()
+    return set()
+
+
 def _compiled_model(result: Any) -> ModelSource:
     """What ``hailo_ort.compile`` returned, as something InferenceSession takes."""
     if isinstance(result, (onnx.ModelProto, bytes, str, os.PathLike)):
@@ -1001,6 +1089,7 @@ def session(
     arch: str | None = None,
     calibration: Any = None,
     input_shapes: Any = None,
+    output: str | os.PathLike[str] | None = None,
     sess_options: onnxruntime.SessionOptions | None = None,
     providers: Sequence[ProviderSpec] | None = None,
     **options: Any,
@@ -1011,7 +1100,9 @@ def session(
     why), ``"dfc"`` (the DFC or an error), ``"emulate"`` (the emulate backend; runs on the
     emulator unless ``device`` is given) or False (never compile). ``arch`` is the target arch
     (default: that of the device present); ``calibration`` and ``input_shapes`` (``{name:
-    [1, 3, H, W]}`` for dynamic inputs) go to ``hailo_ort.compile``. Other keyword arguments are HailoExecutionProvider
+    [1, 3, H, W]}`` for dynamic inputs) go to ``hailo_ort.compile``. The compiled model stays in
+    memory (its partitions in the compile cache) unless ``output`` names a file to write it
+    to; nothing is written next to ``model``. Other keyword arguments are HailoExecutionProvider
     options (``device``, ``fallback``, ``batch_size``...). ``providers`` lists the providers
     after the Hailo one (default CPU). A model whose HailoOps were all compiled for emulation
     (no HEF) runs on the emulator unless ``device`` is given.
@@ -1041,8 +1132,11 @@ def session(
                 extra: dict[str, Any] = {} if calibration is None else {"calibration": calibration}
                 if input_shapes is not None:
                     extra["input_shapes"] = input_shapes
-                # a path compiles to its .hailo.onnx beside it; anything else stays in memory
-                given = model if path is not None else proto
+                # compiled in memory (partitions through the cache); written only to output
+                given = proto
+                if output is not None:
+                    extra["output"] = output
+                    given = model if path is not None else proto
                 result = hailo_ort.compile(given, arch=target, backend=backend, **extra)
                 source = _compiled_model(result)
             except HailoOrtError as exc:

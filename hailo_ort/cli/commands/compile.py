@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         type=int,
         default=1024,
         metavar="N",
-        help="use at most N calibration samples (default 1024)",
+        help="use at most N calibration samples (default 1024; 0 = all)",
     )
     p.add_argument(
         "--image-scale",
@@ -72,6 +72,10 @@ def register(subparsers: Any) -> None:
 def _show_warning(
     message: Any, category: Any, filename: Any, lineno: Any, *_: Any, **__: Any
 ) -> None:
+    from ...compile import AccuracyWarning
+
+    if issubclass(category, AccuracyWarning):
+        return  # the summary (stdout) carries it as a WARNING line
     print(f"hailo-ort compile: warning: {message}", file=sys.stderr)
 
 
@@ -111,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             cache=not args.no_cache,
             dfc_python=args.dfc_python,
             progress=not args.no_progress,
-            calibration_limit=args.calib_limit if args.calib_limit > 0 else None,
+            calibration_limit=None if args.calib_limit == 0 else args.calib_limit,
             image_scale=args.image_scale,
         )
     finally:
