@@ -16,6 +16,11 @@ struct TypedKernels {
                    float hi);
   void (*quantize_pf)(const float* in, T* out, std::size_t n, const float* scales,
                       const float* zps, float lo, float hi);
+  // out[3 * s + c] = Hailo-quantize(in[c * plane_stride + s]) with scales[c] / zps[c], c < 3,
+  // s < n (3 planes interleaved); false (nothing done) when not available for this kernel set
+  // or these parameters; n == 0 only asks.
+  bool (*quantize3)(const float* in, std::size_t plane_stride, T* out, std::size_t n,
+                    const float* scales, const float* zps, float lo, float hi);
   // out[i] = (in[i] - zp) * scale, or per element.
   void (*dequantize)(const T* in, float* out, std::size_t n, float scale, float zp);
   void (*dequantize_pf)(const T* in, float* out, std::size_t n, const float* scales,

@@ -243,6 +243,26 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
     return;
   }
 
+  // Three planes into interleaved triples (NCHW -> NHWC with 3 channels): no tile.
+  if (R == 3 && K == 1 && feature != FeatureAxis::kS) {
+    float s3[3], z3[3];
+    for (std::size_t c = 0; c < 3; ++c) {
+      s3[c] = p.scales[feature == FeatureAxis::kR ? c : 0];
+      z3[c] = p.zps[feature == FeatureAxis::kR ? c : 0];
+    }
+    if (k.quantize3(in, S, out, 0, s3, z3, lo, hi)) {
+      const std::size_t chunks = ceil_div(S, kFlatChunk), units = B * chunks;
+      parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+        for (std::size_t u = u0; u < u1; ++u) {
+          const std::size_t b = u / chunks, s0 = (u % chunks) * kFlatChunk;
+          const std::size_t n = std::min(S, s0 + kFlatChunk) - s0;
+          k.quantize3(in + b * 3 * S + s0, S, out + b * 3 * S + 3 * s0, n, s3, z3, lo, hi);
+        }
+      });
+      return;
+    }
+  }
+
   // Tiled: quantize input runs of up to kTileRun elements into a tile, then scatter. When the
   // runs are short (few s), the tile takes more rows so it stays ~kTileRows * kTileRun.
   const std::size_t TS = std::max<std::size_t>(1, kTileRun / K);
