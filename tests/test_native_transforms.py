@@ -430,3 +430,61 @@ def test_gil_is_released_during_the_kernel():
     finally:
         sys.setswitchinterval(old)
     assert state["progress"] > 0
+
+
+def _three_channel_values(rng: np.random.Generator, shape: tuple[int, ...], q: QuantInfo):
+    """Values over and beyond the limvals, exact .5 ties of every channel, and NaN / +-inf."""
+    scales = np.asarray(q.scales or [q.scale], np.float64)
+    zps = np.asarray(q.zps or [q.zp], np.float64)
+    span = 1.5 * min(max(abs(q.limvals_min), abs(q.limvals_max)), 1e4)
+    x = rng.uniform(-span, span, size=shape)
+    c = rng.integers(0, scales.size, size=shape)
+    ties = (rng.integers(-20, 300, size=shape) + 0.5 - zps[c]) * scales[c]
+    x = np.where(rng.random(size=shape) < 0.3, ties, x)
+    special = rng.choice(np.array([np.nan, np.inf, -np.inf, 1e30, -1e30]), size=shape)
+    x = np.where(rng.random(size=shape) < 0.02, special, x)
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize(
+    "limvals",
+    [
+        (-3.0, 5.0),  # the clip at lo only yields 0 for zp 96: left out
+        (0.5, 5.0),  # the clip at lo yields a positive value: kept
+        (-np.inf, np.inf),  # no finite bound: the general kernel
+    ],
+)
+def test_three_channel_nchw_to_nhwc_matches_reference(kernel_set, dtype, per_channel, limvals):
+    """3 channels NCHW -> NHWC (the interleaving kernel): whole vectors and scalar tails."""
+    q = QuantInfo(zp=96.0, scale=8.0 / 255.0, limvals_min=limvals[0], limvals_max=limvals[1])
+    if per_channel:
+        q.scales = [8.0 / 255.0, 0.0137, 0.3]
+        q.zps = [96.0, 0.0, 7.0]
+    rng = np.random.default_rng(7)
+    for shape in [(2, 3, 37, 29), (1, 3, 8, 8), (1, 3, 1, 5), (1, 3, 64, 96)]:
+        x = _three_channel_values(rng, shape, q)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = to_device_reference(x, q, dtype, "NCHW", "NHWC")
+        got = to_device(x, q, dtype, "NCHW", "NHWC", threads=1)
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_values_below_a_positive_floor_clip_to_it(kernel_set, dtype):
+    """lo = 0.5 with scale 0.01 and zp 0: anything below 0.5 (and -inf) quantizes to 50."""
+    q = QuantInfo(zp=0.0, scale=0.01, limvals_min=0.5, limvals_max=2.0)
+    x = np.full((1, 3, 4, 40), -7.0, np.float32)
+    x[0, 1, 2, 5] = -np.inf
+    x[0, 2, 3, 39] = 1.0  # -> 100
+    x[0, 0, 0, 0] = 0.505  # float32(0.505) / float32(0.01) is 50.5 exactly -> 50 (half to even)
+    x[0, 0, 0, 1] = 0.515  # likewise 51.5 -> 52
+    got = to_device(x, q, dtype, "NCHW", "NHWC", threads=1)
+    expected = np.full((1, 4, 40, 3), 50, dtype)
+    expected[0, 3, 39, 2] = 100
+    expected[0, 0, 1, 0] = 52
+    np.testing.assert_array_equal(got, expected)
+    flat = to_device(x.reshape(1, -1), q, dtype, "NC", "NC", threads=1)
+    np.testing.assert_array_equal(flat, expected.transpose(0, 3, 1, 2).reshape(1, -1))
