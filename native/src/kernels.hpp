@@ -25,6 +25,12 @@ struct TypedKernels {
   void (*dequantize)(const T* in, float* out, std::size_t n, float scale, float zp);
   void (*dequantize_pf)(const T* in, float* out, std::size_t n, const float* scales,
                         const float* zps);
+  // dst[i * dst_stride + r] = (src[r * src_stride + i] - zps[i * step]) * scales[i * step],
+  // i < nch (16, 32, 48 or 64), r < rows; false (nothing done) when not available; rows == 0
+  // only asks.
+  bool (*dequantize_t64)(const T* src, std::size_t src_stride, std::size_t rows, float* dst,
+                         std::size_t dst_stride, std::size_t nch, const float* scales,
+                         const float* zps, std::size_t step);
   // dst[s * dst_stride + i] = tile[i * run + s] for i < rows, s < cols.
   void (*scatter)(const T* tile, std::size_t run, std::size_t rows, T* dst,
                   std::size_t dst_stride, std::size_t cols);

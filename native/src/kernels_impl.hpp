@@ -703,12 +703,79 @@ void gather(const T* __restrict src, std::size_t src_stride, std::size_t rows,
   }
 }
 
+// dst[i * dst_stride + r] = (src[r * src_stride + i] - zps[i * step]) * scales[i * step] for
+// i < nch, r < rows, nch in {16, 32, 48, 64} (dequantize with a transpose, e.g. NHWC -> NCHW):
+// 16 rows of 64 values are transposed in registers as four 16 x 16 blocks, one per 128-bit
+// lane, and each channel's 16 values are converted and stored straight to the output. False
+// (nothing done) when this kernel set has no such path; rows == 0 only asks.
+#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
+inline void transpose_16x16_u8_lanes(__m512i* v) {  // transpose_16x16_u8 in each 128-bit lane
+  for (int round = 0; round < 4; ++round) {
+    __m512i t[16];
+    for (int k = 0; k < 8; ++k) {
+      t[2 * k] = _mm512_unpacklo_epi8(v[k], v[k + 8]);
+      t[2 * k + 1] = _mm512_unpackhi_epi8(v[k], v[k + 8]);
+    }
+    for (int k = 0; k < 16; ++k) v[k] = t[k];
+  }
+}
+
+template <int Lane>
+inline __m128i lane_of(__m512i v) {
+  return _mm512_extracti32x4_epi32(v, Lane);
+}
+
+bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
+                    float* __restrict dst, std::size_t dst_stride, std::size_t nch,
+                    const float* scales, const float* zps, std::size_t step) {
+  const __mmask64 load_mask = nch >= 64 ? ~__mmask64{0} : (__mmask64{1} << nch) - 1;
+  const std::size_t nlanes = nch / 16;
+  std::size_t r = 0;
+  for (; r + 16 <= rows; r += 16) {
+    __m512i v[16];
+    for (int j = 0; j < 16; ++j) v[j] = _mm512_maskz_loadu_epi8(load_mask, src + (r + j) * src_stride);
+    transpose_16x16_u8_lanes(v);
+    for (std::size_t i = 0; i < 16; ++i) {
+      const __m128i lanes[4] = {_mm512_castsi512_si128(v[i]), lane_of<1>(v[i]), lane_of<2>(v[i]),
+                                lane_of<3>(v[i])};
+      for (std::size_t l = 0; l < nlanes; ++l) {
+        const std::size_t ch = 16 * l + i;
+        const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lanes[l]));
+        const __m512 y = _mm512_mul_ps(_mm512_sub_ps(q, _mm512_set1_ps(zps[ch * step])),
+                                       _mm512_set1_ps(scales[ch * step]));
+        _mm512_storeu_ps(dst + ch * dst_stride + r, y);
+      }
+    }
+  }
+  for (; r < rows; ++r) {
+    for (std::size_t ch = 0; ch < nch; ++ch) {
+      dst[ch * dst_stride + r] =
+          (static_cast<float>(src[r * src_stride + ch]) - zps[ch * step]) * scales[ch * step];
+    }
+  }
+  return true;
+}
+
+bool dequantize_t64(const std::uint16_t*, std::size_t, std::size_t, float*, std::size_t,
+                    std::size_t, const float*, const float*, std::size_t) {
+  return false;
+}
+#else
+template <class T>
+bool dequantize_t64(const T*, std::size_t, std::size_t, float*, std::size_t, std::size_t,
+                    const float*, const float*, std::size_t) {
+  return false;
+}
+#endif
+
 template <class T>
 constexpr TypedKernels<T> typed() {
   bool (*q3)(const float*, std::size_t, T*, std::size_t, const float*, const float*, float,
              float) = &quantize3;
-  return TypedKernels<T>{&quantize_run<T>, &quantize_run_pf<T>, q3,        &dequantize_run<T>,
-                         &dequantize_run_pf<T>, &scatter<T>,        &gather<T>};
+  bool (*dt64)(const T*, std::size_t, std::size_t, float*, std::size_t, std::size_t,
+               const float*, const float*, std::size_t) = &dequantize_t64;
+  return TypedKernels<T>{&quantize_run<T>, &quantize_run_pf<T>, q3, &dequantize_run<T>,
+                         &dequantize_run_pf<T>, dt64, &scatter<T>, &gather<T>};
 }
 
 const Kernels kTable{HAILO_KERNELS_NAME, typed<std::uint8_t>(), typed<std::uint16_t>()};

@@ -28,6 +28,10 @@ constexpr std::size_t kRowModeMinK = 16;  // inner runs at least this long need 
 constexpr std::size_t kTileRun = 256;     // elements per contiguous run inside a tile
 constexpr std::size_t kTileRows = 16;     // runs per tile
 constexpr std::size_t kFlatChunk = 1 << 15;
+// dequantize_t64 writes 16 floats to each of up to 64 output rows in turn: with long rows
+// (80x80 maps) those lines fall in few cache sets and evict each other (measured slower than
+// the tiled path, also with groups of 32), so long rows take the tiled path.
+constexpr std::size_t kT64MaxRows = 2048;
 
 const Kernels* detect_kernels() {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -396,6 +400,30 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
             scale_zp(r, s, scale, zp);
             k.dequantize(src, dst, K, scale, zp);
           }
+        }
+      }
+    });
+    return;
+  }
+
+  // Transposes of at least 16 values per row (e.g. NHWC -> NCHW with >= 16 channels), in groups
+  // of up to 64 channels, without a tile. When S is not a multiple of 16 the last group ends at
+  // S and overlaps the one before: those values are the same, written twice by one thread.
+  if (K == 1 && S >= 16 && R <= kT64MaxRows && feature != FeatureAxis::kR &&
+      k.dequantize_t64(nullptr, S, 0, out, R, 64, p.scales, p.zps, 0)) {
+    constexpr std::size_t kRowsPerUnit = 256;
+    const std::size_t step = feature == FeatureAxis::kS ? 1 : 0;
+    constexpr std::size_t group = 64;
+    const std::size_t chunks = ceil_div(R, kRowsPerUnit), units = B * chunks;
+    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      for (std::size_t u = u0; u < u1; ++u) {
+        const std::size_t b = u / chunks, r0 = (u % chunks) * kRowsPerUnit;
+        const std::size_t nr = std::min(R, r0 + kRowsPerUnit) - r0;
+        for (std::size_t s0 = 0; s0 < S; s0 += group) {
+          const std::size_t nch = std::min<std::size_t>(group, (S - s0 + 15) / 16 * 16);
+          const std::size_t g = std::min(s0, S - nch);
+          k.dequantize_t64(in + (b * R + r0) * S + g, S, nr, out + (b * S + g) * R + r0, R, nch,
+                           p.scales + g * step, p.zps + g * step, step);
         }
       }
     });
