@@ -488,3 +488,27 @@ def test_values_below_a_positive_floor_clip_to_it(kernel_set, dtype):
     np.testing.assert_array_equal(got, expected)
     flat = to_device(x.reshape(1, -1), q, dtype, "NC", "NC", threads=1)
     np.testing.assert_array_equal(flat, expected.transpose(0, 3, 1, 2).reshape(1, -1))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_nhwc_to_nchw_channel_groups_match_reference(kernel_set, dtype, per_channel):
+    """NHWC -> NCHW dequantize for channel counts around the 16/64-value groups of the
+    transposing kernel, with row tails; nothing is written outside `out`."""
+    rng = np.random.default_rng(11)
+    top = np.iinfo(np.dtype(dtype)).max
+    for channels in [3, 16, 17, 21, 32, 47, 63, 64, 70, 80, 130]:
+        for h, w in [(1, 1), (3, 5), (4, 4), (7, 9), (20, 20)]:
+            n = 2 if h == 3 else 1
+            q = QuantInfo(zp=7.0, scale=0.0137)
+            if per_channel:
+                q.scales = list(rng.uniform(0.001, 0.5, channels))
+                q.zps = [float(z) for z in rng.integers(0, 200, channels)]
+            dev = rng.integers(0, top + 1, size=(n, h, w, channels)).astype(dtype)
+            size = n * channels * h * w
+            buf = np.full(size + 32, -123.0, np.float32)
+            out = buf[16 : 16 + size].reshape(n, channels, h, w)
+            from_device(dev, q, "NCHW", "NHWC", out=out, threads=1)
+            expected = from_device_reference(dev, q, "NCHW", "NHWC")
+            np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
+            assert (buf[:16] == -123.0).all() and (buf[16 + size :] == -123.0).all()

@@ -407,8 +407,9 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
   }
 
   // Transposes of at least 16 values per row (e.g. NHWC -> NCHW with >= 16 channels), in groups
-  // of up to 64 channels, without a tile. When S is not a multiple of 16 the last group ends at
-  // S and overlaps the one before: those values are the same, written twice by one thread.
+  // of 16, 32, 48 or 64 channels, without a tile. When S is not a multiple of 16 a last group
+  // of 16 ends at S and overlaps the one before: those values are the same, written twice by
+  // one thread.
   if (K == 1 && S >= 16 && R <= kT64MaxRows && feature != FeatureAxis::kR &&
       k.dequantize_t64(nullptr, S, 0, out, R, 64, p.scales, p.zps, 0)) {
     constexpr std::size_t kRowsPerUnit = 256;
@@ -419,11 +420,18 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
       for (std::size_t u = u0; u < u1; ++u) {
         const std::size_t b = u / chunks, r0 = (u % chunks) * kRowsPerUnit;
         const std::size_t nr = std::min(R, r0 + kRowsPerUnit) - r0;
-        for (std::size_t s0 = 0; s0 < S; s0 += group) {
-          const std::size_t nch = std::min<std::size_t>(group, (S - s0 + 15) / 16 * 16);
-          const std::size_t g = std::min(s0, S - nch);
-          k.dequantize_t64(in + (b * R + r0) * S + g, S, nr, out + (b * S + g) * R + r0, R, nch,
-                           p.scales + g * step, p.zps + g * step, step);
+        const T* src = in + (b * R + r0) * S;
+        float* dst = out + b * S * R + r0;
+        std::size_t s0 = 0;
+        for (; S - s0 >= 16; s0 += std::min<std::size_t>(group, (S - s0) / 16 * 16)) {
+          const std::size_t nch = std::min<std::size_t>(group, (S - s0) / 16 * 16);
+          k.dequantize_t64(src + s0, S, nr, dst + s0 * R, R, nch, p.scales + s0 * step,
+                           p.zps + s0 * step, step);
+        }
+        if (s0 < S) {  // the last S % 16 values: a group of 16 ending at S
+          const std::size_t g = S - 16;
+          k.dequantize_t64(src + g, S, nr, dst + g * R, R, 16, p.scales + g * step,
+                           p.zps + g * step, step);
         }
       }
     });
