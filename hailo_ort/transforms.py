@@ -118,14 +118,16 @@ def _to_device_native(
         return None
     if not _plain(x, _F32):
         x = np.require(np.asarray(x, dtype=np.float32), requirements=("C", "A"))
-    perm = _perm(host_order, device_order, x.ndim)
-    shape = tuple([x.shape[i] for i in perm])
     if out is None:
-        out = np.empty(shape, dtype=dtype)
-    elif out.shape != shape or out.dtype != dtype:
+        perm = _perm(host_order, device_order, x.ndim)
+        out = np.empty(tuple([x.shape[i] for i in perm]), dtype=dtype)
+    elif out.dtype != dtype:
+        perm = _perm(host_order, device_order, x.ndim)
+        shape = tuple([x.shape[i] for i in perm])
         raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {dtype}{shape}")
     elif not _writable(out):
         return None
+    # the native call checks out's shape (ValueError "... expected shape ...")
     try:
         _native.to_device(x, out, host_order, device_order, *params, threads)
     except ValueError as e:
@@ -152,14 +154,16 @@ def _from_device_native(
         return None
     if not _plain(q, q.dtype):
         q = np.require(q, requirements=("C", "A"))
-    perm = _inverse(_perm(host_order, device_order, q.ndim))
-    shape = tuple([q.shape[i] for i in perm])
     if out is None:
-        out = np.empty(shape, dtype=np.float32)
-    elif out.shape != shape or out.dtype != _F32:
+        perm = _inverse(_perm(host_order, device_order, q.ndim))
+        out = np.empty(tuple([q.shape[i] for i in perm]), dtype=np.float32)
+    elif out.dtype != _F32:
+        perm = _inverse(_perm(host_order, device_order, q.ndim))
+        shape = tuple([q.shape[i] for i in perm])
         raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected float32{shape}")
     elif not _writable(out):
         return None
+    # the native call checks out's shape (ValueError "... expected shape ...")
     try:
         _native.from_device(q, out, host_order, device_order, params[0], params[1], threads)
     except ValueError as e:
