@@ -498,7 +498,8 @@ def test_nhwc_to_nchw_channel_groups_match_reference(kernel_set, dtype, per_chan
     rng = np.random.default_rng(11)
     top = np.iinfo(np.dtype(dtype)).max
     for channels in [3, 16, 17, 21, 32, 47, 63, 64, 70, 80, 130]:
-        for h, w in [(1, 1), (3, 5), (4, 4), (7, 9), (20, 20)]:
+        # 47 x 45 = 2115 pixels: long rows (groups of 16 values, 64-row blocks, a tail of 3)
+        for h, w in [(1, 1), (3, 5), (4, 4), (7, 9), (20, 20), (47, 45)]:
             n = 2 if h == 3 else 1
             q = QuantInfo(zp=7.0, scale=0.0137)
             if per_channel:

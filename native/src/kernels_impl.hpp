@@ -731,6 +731,35 @@ bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, 
   const __mmask64 load_mask = nch >= 64 ? ~__mmask64{0} : (__mmask64{1} << nch) - 1;
   const std::size_t nlanes = nch / 16;
   std::size_t r = 0;
+  if (nch == 16) {
+    // 16 values of 64 rows: lane l holds rows 16 l .. 16 l + 15, so after the transposes each
+    // register holds 64 consecutive outputs of one channel (4 full lines, one stream each).
+    for (; r + 64 <= rows; r += 64) {
+      __m512i v[16];
+      for (int j = 0; j < 16; ++j) {
+        const std::uint8_t* p = src + (r + j) * src_stride;
+        __m512i z = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        z = _mm512_inserti32x4(
+            z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * src_stride)), 1);
+        z = _mm512_inserti32x4(
+            z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32 * src_stride)), 2);
+        z = _mm512_inserti32x4(
+            z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48 * src_stride)), 3);
+        v[j] = z;
+      }
+      transpose_16x16_u8_lanes(v);
+      for (std::size_t i = 0; i < 16; ++i) {
+        const __m512 zp = _mm512_set1_ps(zps[i * step]), scale = _mm512_set1_ps(scales[i * step]);
+        const __m128i lanes[4] = {_mm512_castsi512_si128(v[i]), lane_of<1>(v[i]),
+                                  lane_of<2>(v[i]), lane_of<3>(v[i])};
+        for (std::size_t l = 0; l < 4; ++l) {
+          const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lanes[l]));
+          _mm512_storeu_ps(dst + i * dst_stride + r + 16 * l,
+                           _mm512_mul_ps(_mm512_sub_ps(q, zp), scale));
+        }
+      }
+    }
+  }
   for (; r + 16 <= rows; r += 16) {
     __m512i v[16];
     for (int j = 0; j < 16; ++j) v[j] = _mm512_maskz_loadu_epi8(load_mask, src + (r + j) * src_stride);

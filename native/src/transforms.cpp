@@ -28,9 +28,10 @@ constexpr std::size_t kRowModeMinK = 16;  // inner runs at least this long need 
 constexpr std::size_t kTileRun = 256;     // elements per contiguous run inside a tile
 constexpr std::size_t kTileRows = 16;     // runs per tile
 constexpr std::size_t kFlatChunk = 1 << 15;
-// dequantize_t64 writes 16 floats to each of up to 64 output rows in turn: with long rows
-// (80x80 maps) those lines fall in few cache sets and evict each other (measured slower than
-// the tiled path, also with groups of 32), so long rows take the tiled path.
+// dequantize_t64 with 64 values per row writes 16 floats to each of 64 output rows in turn:
+// with long rows (80x80 maps) those lines fall in few cache sets and evict each other
+// (measured slower than the tiled path), so long rows go in groups of 16 values, written in
+// runs of 64 floats (16 streams); short rows are faster in groups of 64.
 constexpr std::size_t kT64MaxRows = 2048;
 
 const Kernels* detect_kernels() {
@@ -410,11 +411,11 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
   // of 16, 32, 48 or 64 channels, without a tile. When S is not a multiple of 16 a last group
   // of 16 ends at S and overlaps the one before: those values are the same, written twice by
   // one thread.
-  if (K == 1 && S >= 16 && R <= kT64MaxRows && feature != FeatureAxis::kR &&
+  if (K == 1 && S >= 16 && feature != FeatureAxis::kR &&
       k.dequantize_t64(nullptr, S, 0, out, R, 64, p.scales, p.zps, 0)) {
     constexpr std::size_t kRowsPerUnit = 256;
     const std::size_t step = feature == FeatureAxis::kS ? 1 : 0;
-    constexpr std::size_t group = 64;
+    const std::size_t group = R <= kT64MaxRows ? 64 : 16;
     const std::size_t chunks = ceil_div(R, kRowsPerUnit), units = B * chunks;
     parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
       for (std::size_t u = u0; u < u1; ++u) {
