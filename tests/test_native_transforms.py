@@ -456,19 +456,24 @@ def _three_channel_values(rng: np.random.Generator, shape: tuple[int, ...], q: Q
         (-np.inf, np.inf),  # no finite bound: the general kernel
     ],
 )
-def test_three_channel_nchw_to_nhwc_matches_reference(kernel_set, dtype, per_channel, limvals):
-    """3 channels NCHW -> NHWC (the interleaving kernel): whole vectors and scalar tails."""
+@pytest.mark.parametrize("host,device", [("NCHW", "NHWC"), ("NHWC", "NHCW")])
+def test_three_channel_layouts_match_reference(
+    kernel_set, dtype, per_channel, limvals, host, device
+):
+    """3 channels NCHW -> NHWC (interleaving kernel) and NHWC -> NHCW (de-interleaving kernel,
+    one scale): whole vectors and scalar tails."""
     q = QuantInfo(zp=96.0, scale=8.0 / 255.0, limvals_min=limvals[0], limvals_max=limvals[1])
     if per_channel:
         q.scales = [8.0 / 255.0, 0.0137, 0.3]
         q.zps = [96.0, 0.0, 7.0]
     rng = np.random.default_rng(7)
-    for shape in [(2, 3, 37, 29), (1, 3, 8, 8), (1, 3, 1, 5), (1, 3, 64, 96)]:
+    for n, h, w in [(2, 37, 29), (1, 8, 8), (1, 1, 5), (1, 64, 96), (2, 3, 70)]:
+        shape = (n, 3, h, w) if host == "NCHW" else (n, h, w, 3)
         x = _three_channel_values(rng, shape, q)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            expected = to_device_reference(x, q, dtype, "NCHW", "NHWC")
-        got = to_device(x, q, dtype, "NCHW", "NHWC", threads=1)
+            expected = to_device_reference(x, q, dtype, host, device)
+        got = to_device(x, q, dtype, host, device, threads=1)
         np.testing.assert_array_equal(got, expected)
 
 

@@ -21,6 +21,10 @@ struct TypedKernels {
   // or these parameters; n == 0 only asks.
   bool (*quantize3)(const float* in, std::size_t plane_stride, T* out, std::size_t n,
                     const float* scales, const float* zps, float lo, float hi);
+  // out[c * plane_stride + s] = Hailo-quantize(in[3 * s + c]) with one scale / zero point
+  // (interleaved triples into 3 planes); same contract as quantize3.
+  bool (*quantize_d3)(const float* in, std::size_t plane_stride, T* out, std::size_t n,
+                      float scale, float zp, float lo, float hi);
   // out[i] = (in[i] - zp) * scale, or per element.
   void (*dequantize)(const T* in, float* out, std::size_t n, float scale, float zp);
   void (*dequantize_pf)(const T* in, float* out, std::size_t n, const float* scales,

@@ -536,6 +536,114 @@ bool quantize3(const float*, std::size_t, T*, std::size_t, const float*, const f
 }
 #endif
 
+// The inverse layout: out[c * plane_stride + s] = Hailo-quantize(in[3 * s + c]) for c < 3,
+// s < n, with one scale (e.g. NHWC -> NHCW with 3 channels): the interleaved values are
+// quantized in order, then three permutations split them into the planes. Same contract as
+// quantize3.
+#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
+template <class T, class Mask>
+struct Deinterleave3Index {
+  alignas(64) T ab[3][64 / sizeof(T)];  // from the registers 0 (idx < E) and 1 (idx >= E)
+  alignas(64) T c[3][64 / sizeof(T)];   // from register 2, where `mask` is set
+  Mask mask[3];
+  Deinterleave3Index() : ab(), c(), mask() {
+    constexpr std::size_t E = 64 / sizeof(T);
+    for (std::size_t plane = 0; plane < 3; ++plane) {
+      for (std::size_t t = 0; t < E; ++t) {
+        const std::size_t j = 3 * t + plane, reg = j / E, pos = packed_pos(j % E, E);
+        if (reg == 2) {
+          c[plane][t] = static_cast<T>(pos);
+          mask[plane] = static_cast<Mask>(mask[plane] | (Mask{1} << t));
+        } else {
+          ab[plane][t] = static_cast<T>(pos + reg * E);
+        }
+      }
+    }
+  }
+};
+
+template <class T>
+void deinterleave3_tail(const float* in, std::size_t plane_stride, T* out, std::size_t i,
+                        std::size_t n, float scale, float zp, float lo, float hi) {
+  for (; i < n; ++i) {
+    for (std::size_t c = 0; c < 3; ++c) {
+      out[c * plane_stride + i] =
+          static_cast<T>(quantize_bits(in[3 * i + c], scale, zp, lo, hi, qmax_of<T>()));
+    }
+  }
+}
+
+__attribute__((target("avx512vbmi"))) void deinterleave3_vbmi(
+    const float* __restrict in, std::size_t plane_stride, std::uint8_t* __restrict out,
+    std::size_t n, const RoundLanes& lanes,
+    const Deinterleave3Index<std::uint8_t, __mmask64>& ix) {
+  __m512i ab[3], cc[3];
+  for (int k = 0; k < 3; ++k) {
+    ab[k] = _mm512_load_si512(ix.ab[k]);
+    cc[k] = _mm512_load_si512(ix.c[k]);
+  }
+  for (std::size_t i = 0; i + 64 <= n; i += 64) {
+    const float* src = in + 3 * i;
+    const __m512i p0 = packed_u8(lanes, src, 0);
+    const __m512i p1 = packed_u8(lanes, src, 64);
+    const __m512i p2 = packed_u8(lanes, src, 128);
+    for (int c = 0; c < 3; ++c) {
+      const __m512i two = _mm512_permutex2var_epi8(p0, ab[c], p1);
+      _mm512_storeu_si512(out + c * plane_stride + i,
+                          _mm512_mask_permutexvar_epi8(two, ix.mask[c], cc[c], p2));
+    }
+  }
+}
+
+bool deinterleave3(const float* __restrict in, std::size_t plane_stride,
+                   std::uint8_t* __restrict out, std::size_t n, float scale, float zp, float lo,
+                   float hi) {
+  bool clip_lo = true;
+  if (!cpu_has_vbmi() || !round_saturate_ok(scale, zp, lo, hi, clip_lo)) return false;
+  if (n == 0) return true;
+  static const Deinterleave3Index<std::uint8_t, __mmask64> ix;
+  const RoundLanes lanes{vset(lo), vset(hi), vset(scale), vset(zp), clip_lo};
+  deinterleave3_vbmi(in, plane_stride, out, n, lanes, ix);
+  deinterleave3_tail(in, plane_stride, out, n - n % 64, n, scale, zp, lo, hi);
+  return true;
+}
+
+bool deinterleave3(const float* __restrict in, std::size_t plane_stride,
+                   std::uint16_t* __restrict out, std::size_t n, float scale, float zp, float lo,
+                   float hi) {
+  bool clip_lo = true;
+  if (!round_saturate_ok(scale, zp, lo, hi, clip_lo)) return false;
+  if (n == 0) return true;
+  static const Deinterleave3Index<std::uint16_t, __mmask32> ix;
+  const RoundLanes lanes{vset(lo), vset(hi), vset(scale), vset(zp), clip_lo};
+  __m512i ab[3], cc[3];
+  for (int k = 0; k < 3; ++k) {
+    ab[k] = _mm512_load_si512(ix.ab[k]);
+    cc[k] = _mm512_load_si512(ix.c[k]);
+  }
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const float* src = in + 3 * i;
+    __m512i p[3];
+    for (std::size_t k = 0; k < 3; ++k) {
+      p[k] = _mm512_packus_epi32(lanes(src, 32 * k), lanes(src, 32 * k + 16));
+    }
+    for (int c = 0; c < 3; ++c) {
+      const __m512i two = _mm512_permutex2var_epi16(p[0], ab[c], p[1]);
+      _mm512_storeu_si512(out + c * plane_stride + i,
+                          _mm512_mask_permutexvar_epi16(two, ix.mask[c], cc[c], p[2]));
+    }
+  }
+  deinterleave3_tail(in, plane_stride, out, i, n, scale, zp, lo, hi);
+  return true;
+}
+#else
+template <class T>
+bool deinterleave3(const float*, std::size_t, T*, std::size_t, float, float, float, float) {
+  return false;
+}
+#endif
+
 // Few rows (e.g. 3 channels) get fixed-count loops the compiler unrolls.
 template <std::size_t Rows, class T>
 void scatter_fixed(const T* __restrict tile, std::size_t run, T* __restrict dst,
@@ -803,7 +911,9 @@ constexpr TypedKernels<T> typed() {
              float) = &quantize3;
   bool (*dt64)(const T*, std::size_t, std::size_t, float*, std::size_t, std::size_t,
                const float*, const float*, std::size_t) = &dequantize_t64;
-  return TypedKernels<T>{&quantize_run<T>, &quantize_run_pf<T>, q3, &dequantize_run<T>,
+  bool (*d3)(const float*, std::size_t, T*, std::size_t, float, float, float, float) =
+      &deinterleave3;
+  return TypedKernels<T>{&quantize_run<T>, &quantize_run_pf<T>, q3, d3, &dequantize_run<T>,
                          &dequantize_run_pf<T>, dt64, &scatter<T>, &gather<T>};
 }
 

@@ -268,6 +268,21 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
     }
   }
 
+  // Interleaved triples into three planes (NHWC -> NHCW with 3 channels, one scale): no tile.
+  if (S == 3 && K == 1 && feature == FeatureAxis::kNone &&
+      k.quantize_d3(in, R, out, 0, p.scales[0], p.zps[0], lo, hi)) {
+    const std::size_t chunks = ceil_div(R, kFlatChunk), units = B * chunks;
+    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      for (std::size_t u = u0; u < u1; ++u) {
+        const std::size_t b = u / chunks, r0 = (u % chunks) * kFlatChunk;
+        const std::size_t n = std::min(R, r0 + kFlatChunk) - r0;
+        k.quantize_d3(in + (b * R + r0) * 3, R, out + b * 3 * R + r0, n, p.scales[0], p.zps[0],
+                      lo, hi);
+      }
+    });
+    return;
+  }
+
   // Tiled: quantize input runs of up to kTileRun elements into a tile, then scatter. When the
   // runs are short (few s), the tile takes more rows so it stays ~kTileRows * kTileRun.
   const std::size_t TS = std::max<std::size_t>(1, kTileRun / K);
