@@ -94,9 +94,7 @@ def _plain(a: object, dtype: np.dtype) -> bool:
     return flags.c_contiguous and flags.aligned
 
 
-def _writable(out: np.ndarray) -> bool:
-    flags = out.flags
-    return flags.c_contiguous and flags.aligned and flags.writeable
+_DEVICE_DTYPES: dict[object, np.dtype] = {"uint8": _U8, "uint16": _U16, _U8: _U8, _U16: _U16}
 
 
 def _to_device_native(
@@ -110,14 +108,14 @@ def _to_device_native(
 ) -> np.ndarray | None:
     if not HAS_NATIVE_TRANSFORMS:
         return None
-    dtype = np.dtype(device_dtype)
+    dtype = _DEVICE_DTYPES.get(device_dtype) or np.dtype(device_dtype)
     if dtype != _U8 and dtype != _U16:
         return None
     params = _native_params(quant)
     if params is None:
         return None
-    if not _plain(x, _F32):
-        x = np.require(np.asarray(x, dtype=np.float32), requirements=("C", "A"))
+    if type(x) is not np.ndarray or x.dtype != _F32:
+        x = np.asarray(x, dtype=np.float32)
     if out is None:
         perm = _perm(host_order, device_order, x.ndim)
         out = np.empty(tuple([x.shape[i] for i in perm]), dtype=dtype)
@@ -125,16 +123,15 @@ def _to_device_native(
         perm = _perm(host_order, device_order, x.ndim)
         shape = tuple([x.shape[i] for i in perm])
         raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {dtype}{shape}")
-    elif not _writable(out):
-        return None
-    # the native call checks out's shape (ValueError "... expected shape ...")
-    try:
-        _native.to_device(x, out, host_order, device_order, *params, threads)
-    except ValueError as e:
-        if "overlaps" in str(e):  # out aliases x: the reference computes then copies
-            return None
-        raise
-    return out
+    # The native call checks the rest (out's shape: ValueError "... expected shape ...") and,
+    # non-strict, returns False for a layout it cannot use instead of raising.
+    if _native.to_device(x, out, host_order, device_order, *params, threads, False):
+        return out
+    if not _plain(x, _F32):  # a strided x: copy it, try again
+        x = np.require(x, requirements=("C", "A"))
+        if _native.to_device(x, out, host_order, device_order, *params, threads, False):
+            return out
+    return None  # out is strided, read-only or overlaps x: the reference computes then copies
 
 
 def _from_device_native(
@@ -147,13 +144,12 @@ def _from_device_native(
 ) -> np.ndarray | None:
     if not HAS_NATIVE_TRANSFORMS or not isinstance(q, np.ndarray):
         return None
-    if q.dtype != _U8 and q.dtype != _U16:
+    dtype = q.dtype
+    if dtype != _U8 and dtype != _U16:
         return None
     params = _native_params(quant)
     if params is None:
         return None
-    if not _plain(q, q.dtype):
-        q = np.require(q, requirements=("C", "A"))
     if out is None:
         perm = _inverse(_perm(host_order, device_order, q.ndim))
         out = np.empty(tuple([q.shape[i] for i in perm]), dtype=np.float32)
@@ -161,16 +157,14 @@ def _from_device_native(
         perm = _inverse(_perm(host_order, device_order, q.ndim))
         shape = tuple([q.shape[i] for i in perm])
         raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected float32{shape}")
-    elif not _writable(out):
-        return None
-    # the native call checks out's shape (ValueError "... expected shape ...")
-    try:
-        _native.from_device(q, out, host_order, device_order, params[0], params[1], threads)
-    except ValueError as e:
-        if "overlaps" in str(e):
-            return None
-        raise
-    return out
+    scales, zps = params[0], params[1]
+    if _native.from_device(q, out, host_order, device_order, scales, zps, threads, False):
+        return out
+    if not _plain(q, dtype):
+        q = np.require(q, requirements=("C", "A"))
+        if _native.from_device(q, out, host_order, device_order, scales, zps, threads, False):
+            return out
+    return None
 
 
 def to_device(

@@ -387,6 +387,33 @@ class TestNativeBoundChecks:
                 1.0,
             )
 
+    def test_non_strict_calls_report_unusable_layouts(self):
+        """strict=False: False (nothing written) where strict raises; real errors still raise."""
+        x = np.ones((1, 3, 4, 10), np.float32)
+        out = np.zeros((1, 4, 10, 3), np.uint8)
+        args = ("NCHW", "NHWC", S, Z, 0.0, 100.0, 1, False)
+        assert _native.to_device(x, out, *args) is True
+        assert (out == 3).all()  # 1 / 0.5 + 1
+        assert _native.to_device(np.ones((1, 3, 4, 20), np.float32)[..., ::2], out, *args) is False
+        read_only = np.zeros_like(out)
+        read_only.flags.writeable = False
+        assert _native.to_device(x, read_only, *args) is False
+        strided = np.zeros((1, 4, 10, 6), np.uint8)
+        assert _native.to_device(x, strided[..., ::2], *args) is False
+        assert not strided.any()
+        buf = np.zeros(30, np.float32)
+        alias = buf.view(np.uint8)[:30].reshape(3, 10)
+        assert (
+            _native.to_device(buf.reshape(3, 10), alias, "NC", "NC", S, Z, 0.0, 1.0, 1, False)
+            is False
+        )
+        with pytest.raises(ValueError, match="expected shape"):
+            _native.to_device(x, np.zeros((1, 4, 10, 4), np.uint8), *args)
+        back = np.zeros((1, 3, 4, 10), np.float32)
+        assert _native.from_device(out, back, "NCHW", "NHWC", S, Z, 1, False) is True
+        assert (back == 1.0).all()
+        assert _native.from_device(out, back[..., ::2], "NCHW", "NHWC", S, Z, 1, False) is False
+
     def test_empty_tensors(self):
         x = np.zeros((0, 3, 4, 5), np.float32)
         out = np.zeros((0, 4, 5, 3), np.uint8)
