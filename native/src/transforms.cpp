@@ -4,7 +4,9 @@
 // The arithmetic always runs over contiguous runs of the float side so it vectorises; a layout
 // change with a short inner run (K < kRowModeMinK) goes through a small tile buffer that stays
 // in L1 (quantize a tile of input rows into it, then scatter the narrow integers; or gather
-// integers into it, then dequantize whole output rows).
+// integers into it, then dequantize whole output rows). Kernel sets with a dedicated layout
+// kernel (3 channels interleaved or split; transposes of >= 16 uint8 values per row) skip the
+// tile.
 #include "hailo_ort/transforms.hpp"
 
 #include "kernels.hpp"
