@@ -545,3 +545,25 @@ def test_nhwc_to_nchw_channel_groups_match_reference(kernel_set, dtype, per_chan
             expected = from_device_reference(dev, q, "NCHW", "NHWC")
             np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
             assert (buf[:16] == -123.0).all() and (buf[16 + size :] == -123.0).all()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_nhcw_to_nchw_rows_match_reference(kernel_set, dtype, per_channel):
+    """NHCW -> NCHW dequantize (strided rows of W values), W around the 16-value vectors;
+    nothing is written outside `out`."""
+    rng = np.random.default_rng(5)
+    top = np.iinfo(np.dtype(dtype)).max
+    for n, h, c, w in [(1, 3, 5, 16), (2, 4, 3, 17), (1, 7, 6, 31), (1, 9, 80, 80), (1, 2, 4, 100)]:
+        q = QuantInfo(zp=9.0, scale=0.0371)
+        if per_channel:
+            q.scales = list(rng.uniform(0.001, 0.5, c))
+            q.zps = [float(z) for z in rng.integers(0, 200, c)]
+        dev = rng.integers(0, top + 1, size=(n, h, c, w)).astype(dtype)
+        size = n * c * h * w
+        buf = np.full(size + 32, -77.0, np.float32)
+        out = buf[16 : 16 + size].reshape(n, c, h, w)
+        from_device(dev, q, "NCHW", "NHCW", out=out, threads=1)
+        expected = from_device_reference(dev, q, "NCHW", "NHCW")
+        np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
+        assert (buf[:16] == -77.0).all() and (buf[16 + size :] == -77.0).all()

@@ -27,6 +27,10 @@ struct TypedKernels {
                       float scale, float zp, float lo, float hi);
   // out[i] = (in[i] - zp) * scale, or per element.
   void (*dequantize)(const T* in, float* out, std::size_t n, float scale, float zp);
+  // out[r * len + i] = (in[r * in_stride + i] - zp) * scale for r < rows, i < len; false
+  // (nothing done) when not available; rows == 0 only asks.
+  bool (*dequantize_rows)(const T* in, std::size_t in_stride, std::size_t rows, std::size_t len,
+                          float* out, float scale, float zp);
   void (*dequantize_pf)(const T* in, float* out, std::size_t n, const float* scales,
                         const float* zps);
   // dst[i * dst_stride + r] = (src[r * src_stride + i] - zps[i * step]) * scales[i * step],

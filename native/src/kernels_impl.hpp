@@ -652,6 +652,44 @@ bool deinterleave3(const float*, std::size_t, T*, std::size_t, float, float, flo
 }
 #endif
 
+// out[r * len + i] = (in[r * in_stride + i] - zp) * scale for r < rows, i < len: strided
+// rows into contiguous ones (e.g. NHCW -> NCHW), with no call per row. False (nothing done)
+// when this kernel set has no such path; rows == 0 only asks.
+#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
+bool dequantize_rows(const std::uint8_t* __restrict in, std::size_t in_stride, std::size_t rows,
+                     std::size_t len, float* __restrict out, float scale, float zp) {
+  const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zp);
+  const std::size_t tail = len % 16;
+  const __mmask16 tail_mask = static_cast<__mmask16>((1u << tail) - 1);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const std::uint8_t* src = in + r * in_stride;
+    float* dst = out + r * len;
+    std::size_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b));
+      _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_sub_ps(q, vz), vs));
+    }
+    if (tail != 0) {
+      const __m128i b = _mm_maskz_loadu_epi8(tail_mask, src + i);
+      const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b));
+      _mm512_mask_storeu_ps(dst + i, tail_mask, _mm512_mul_ps(_mm512_sub_ps(q, vz), vs));
+    }
+  }
+  return true;
+}
+
+bool dequantize_rows(const std::uint16_t*, std::size_t, std::size_t, std::size_t, float*, float,
+                     float) {
+  return false;
+}
+#else
+template <class T>
+bool dequantize_rows(const T*, std::size_t, std::size_t, std::size_t, float*, float, float) {
+  return false;
+}
+#endif
+
 // Few rows (e.g. 3 channels) get fixed-count loops the compiler unrolls.
 template <std::size_t Rows, class T>
 void scatter_fixed(const T* __restrict tile, std::size_t run, T* __restrict dst,
@@ -921,7 +959,9 @@ constexpr TypedKernels<T> typed() {
                const float*, const float*, std::size_t) = &dequantize_t64;
   bool (*d3)(const float*, std::size_t, T*, std::size_t, float, float, float, float) =
       &deinterleave3;
-  return TypedKernels<T>{&quantize_run<T>, &quantize_run_pf<T>, q3, d3, &dequantize_run<T>,
+  bool (*rows)(const T*, std::size_t, std::size_t, std::size_t, float*, float, float) =
+      &dequantize_rows;
+  return TypedKernels<T>{&quantize_run<T>, &quantize_run_pf<T>, q3, d3, &dequantize_run<T>, rows,
                          &dequantize_run_pf<T>, dt64, &scatter<T>, &gather<T>};
 }
 

@@ -399,6 +399,10 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
           // dequantize the lot in one call.
           const float scale = p.scales[feature == FeatureAxis::kS ? s : 0];
           const float zp = p.zps[feature == FeatureAxis::kS ? s : 0];
+          if (k.dequantize_rows(in + (b * R * S + s) * K, S * K, R, K,
+                                out + (b * S + s) * R * K, scale, zp)) {
+            continue;
+          }
           for (std::size_t r0 = 0; r0 < R; r0 += rows_per_tile) {
             const std::size_t r1 = std::min(R, r0 + rows_per_tile);
             for (std::size_t r = r0; r < r1; ++r) {
