@@ -210,18 +210,15 @@ def test_dequantize_per_feature_values():
         ("NCHW", "NHWC", (1, 3, 431, 347)),
     ],
 )
-def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, shape):
+@pytest.mark.parametrize("per_feature", [True, False])
+def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, shape, per_feature):
     rng = np.random.default_rng(7)
     x = rng.normal(0, 2, size=shape).astype(np.float32)
     n_feat = _device_feature_len(shape, host, device)
-    q = QuantInfo(
-        zp=128.0,
-        scale=0.02,
-        limvals_min=-2.56,
-        limvals_max=2.54,
-        scales=list(rng.uniform(0.01, 0.03, n_feat)),
-        zps=list(rng.integers(100, 150, n_feat).astype(float)),
-    )
+    q = QuantInfo(zp=128.0, scale=0.02, limvals_min=-2.56, limvals_max=2.54)
+    if per_feature:
+        q.scales = list(rng.uniform(0.01, 0.03, n_feat))
+        q.zps = list(rng.integers(100, 150, n_feat).astype(float))
     # bytes touched: float32 in, uint8 out; this size is split when two threads are asked for
     assert _native.transform_threads(2, x.nbytes + x.size) == 2
     expected = to_device_reference(x, q, "uint8", host, device)
