@@ -175,9 +175,10 @@ inline VecI RoundLanes::operator()(const float* in, std::size_t i) const {
   v = vmin(hi, v);               // hi < v ? hi : v (NaN kept)
   v = vadd(vdiv(v, scale), zp);
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-  return _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // these round as the current mode (like np.rint and the 2^23 trick): to nearest even by default
+  return _mm512_cvtps_epi32(v);
 #elif defined(__AVX2__)
-  return _mm256_cvtps_epi32(v);  // rounds as the current mode: to nearest even by default
+  return _mm256_cvtps_epi32(v);
 #else
   return _mm_cvtps_epi32(v);
 #endif
