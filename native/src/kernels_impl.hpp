@@ -880,9 +880,23 @@ inline __m128i lane_of(__m512i v) {
   return _mm512_extracti32x4_epi32(v, Lane);
 }
 
-bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
-                    float* __restrict dst, std::size_t dst_stride, std::size_t nch,
-                    const float* scales, const float* zps, std::size_t step) {
+// Widen: the 16 bytes of 128-bit lane l of a register as 16 int32 lanes.
+struct ExtractWiden {
+  __m512i operator()(__m512i v, std::size_t l) const {
+    switch (l) {
+      case 0: return _mm512_cvtepu8_epi32(_mm512_castsi512_si128(v));
+      case 1: return _mm512_cvtepu8_epi32(lane_of<1>(v));
+      case 2: return _mm512_cvtepu8_epi32(lane_of<2>(v));
+      default: return _mm512_cvtepu8_epi32(lane_of<3>(v));
+    }
+  }
+};
+
+template <class Widen>
+__attribute__((always_inline)) inline bool dequantize_t64_body(
+    const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
+    float* __restrict dst, std::size_t dst_stride, std::size_t nch, const float* scales,
+    const float* zps, std::size_t step, const Widen& widen) {
   const __mmask64 load_mask = nch >= 64 ? ~__mmask64{0} : (__mmask64{1} << nch) - 1;
   const std::size_t nlanes = nch / 16;
   std::size_t r = 0;
@@ -905,10 +919,8 @@ bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, 
       transpose_16x16_u8_lanes(v);
       for (std::size_t i = 0; i < 16; ++i) {
         const __m512 zp = _mm512_set1_ps(zps[i * step]), scale = _mm512_set1_ps(scales[i * step]);
-        const __m128i lanes[4] = {_mm512_castsi512_si128(v[i]), lane_of<1>(v[i]),
-                                  lane_of<2>(v[i]), lane_of<3>(v[i])};
         for (std::size_t l = 0; l < 4; ++l) {
-          const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lanes[l]));
+          const __m512 q = _mm512_cvtepi32_ps(widen(v[i], l));
           _mm512_storeu_ps(dst + i * dst_stride + r + 16 * l,
                            _mm512_mul_ps(_mm512_sub_ps(q, zp), scale));
         }
@@ -920,11 +932,9 @@ bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, 
     for (int j = 0; j < 16; ++j) v[j] = _mm512_maskz_loadu_epi8(load_mask, src + (r + j) * src_stride);
     transpose_16x16_u8_lanes(v);
     for (std::size_t i = 0; i < 16; ++i) {
-      const __m128i lanes[4] = {_mm512_castsi512_si128(v[i]), lane_of<1>(v[i]), lane_of<2>(v[i]),
-                                lane_of<3>(v[i])};
       for (std::size_t l = 0; l < nlanes; ++l) {
         const std::size_t ch = 16 * l + i;
-        const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lanes[l]));
+        const __m512 q = _mm512_cvtepi32_ps(widen(v[i], l));
         const __m512 y = _mm512_mul_ps(_mm512_sub_ps(q, _mm512_set1_ps(zps[ch * step])),
                                        _mm512_set1_ps(scales[ch * step]));
         _mm512_storeu_ps(dst + ch * dst_stride + r, y);
@@ -938,6 +948,38 @@ bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, 
     }
   }
   return true;
+}
+
+// With VBMI one byte permutation picks and zero-extends a lane's 16 bytes.
+struct VbmiWiden {
+  __m512i idx[4];
+  __attribute__((target("avx512vbmi"))) __m512i operator()(__m512i v, std::size_t l) const {
+    return _mm512_maskz_permutexvar_epi8(0x1111111111111111ULL, idx[l], v);
+  }
+};
+
+__attribute__((target("avx512vbmi"), flatten)) bool dequantize_t64_vbmi(
+    const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
+    float* __restrict dst, std::size_t dst_stride, std::size_t nch, const float* scales,
+    const float* zps, std::size_t step) {
+  VbmiWiden widen;
+  for (int l = 0; l < 4; ++l) {
+    alignas(64) std::uint8_t b[64] = {};
+    for (int k = 0; k < 16; ++k) b[4 * k] = static_cast<std::uint8_t>(16 * l + k);
+    widen.idx[l] = _mm512_load_si512(b);
+  }
+  return dequantize_t64_body(src, src_stride, rows, dst, dst_stride, nch, scales, zps, step,
+                             widen);
+}
+
+bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
+                    float* __restrict dst, std::size_t dst_stride, std::size_t nch,
+                    const float* scales, const float* zps, std::size_t step) {
+  if (cpu_has_vbmi()) {
+    return dequantize_t64_vbmi(src, src_stride, rows, dst, dst_stride, nch, scales, zps, step);
+  }
+  return dequantize_t64_body(src, src_stride, rows, dst, dst_stride, nch, scales, zps, step,
+                             ExtractWiden{});
 }
 
 bool dequantize_t64(const std::uint16_t*, std::size_t, std::size_t, float*, std::size_t,
