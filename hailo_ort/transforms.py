@@ -62,12 +62,36 @@ def _feature_axis(device_order: str, ndim: int) -> int:
     return ndim - 1
 
 
+_PARAMS_CACHE = "_hailo_ort_native_params"
+
+
 def _native_params(quant: QuantInfo) -> tuple[np.ndarray, np.ndarray, float, float] | None:
     """Scales, zero points and float32 limvals as the native kernel takes them, or None to use
     the reference (NaN parameters, mismatched per-feature lists)."""
     if quant.per_feature:
-        zps = quant.zps or [quant.zp] * len(quant.scales)
-        return _params(tuple(quant.scales), tuple(zps), quant.limvals_min, quant.limvals_max)
+        # Building and hashing the tuples costs microseconds for ~100 features: the last result
+        # is kept on the QuantInfo with copies of what it was computed from, and reused while
+        # those compare equal (list equality is cheap; in-place edits of the lists are seen).
+        scales, zps, lo, hi, zp = (
+            quant.scales,
+            quant.zps,
+            quant.limvals_min,
+            quant.limvals_max,
+            quant.zp,
+        )
+        cached = quant.__dict__.get(_PARAMS_CACHE)
+        if (
+            cached is not None
+            and cached[2] == lo
+            and cached[3] == hi
+            and cached[4] == zp
+            and cached[0] == scales
+            and cached[1] == zps
+        ):
+            return cached[5]
+        result = _params(tuple(scales), tuple(zps or [zp] * len(scales)), lo, hi)
+        quant.__dict__[_PARAMS_CACHE] = (list(scales), list(zps), lo, hi, zp, result)
+        return result
     return _params((quant.scale,), (quant.zp,), quant.limvals_min, quant.limvals_max)
 
 

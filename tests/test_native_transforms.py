@@ -564,3 +564,29 @@ def test_nhcw_to_nchw_rows_match_reference(kernel_set, dtype, per_channel):
         expected = from_device_reference(dev, q, "NCHW", "NHCW")
         np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
         assert (buf[:16] == -77.0).all() and (buf[16 + size :] == -77.0).all()
+
+
+def test_per_feature_parameters_edited_in_place_are_used():
+    """The per-feature parameters cached on a QuantInfo follow in-place edits of its lists."""
+    rng = np.random.default_rng(3)
+    q = QuantInfo(zp=0.0, scale=1.0, limvals_min=-50.0, limvals_max=50.0)
+    q.scales = [0.5, 0.25, 0.125]
+    q.zps = []  # per-feature scales with the per-tensor zero point
+    x = rng.uniform(-10, 10, size=(1, 3, 4, 5)).astype(np.float32)
+    dev = rng.integers(0, 256, size=(1, 4, 5, 3)).astype(np.uint8)
+
+    def check() -> None:
+        np.testing.assert_array_equal(to_device(x, q), to_device_reference(x, q))
+        np.testing.assert_array_equal(from_device(dev, q), from_device_reference(dev, q))
+
+    check()
+    q.scales[1] = 2.0
+    check()
+    q.zp = 40.0  # used for every feature while zps is empty
+    check()
+    q.zps.extend([1.0, 2.0, 3.0])
+    check()
+    q.zps[2] = 90.0
+    q.limvals_max = 5.0
+    check()
+    assert from_device(dev, q)[0, 2, 0, 0] == (float(dev[0, 0, 0, 2]) - 90.0) * np.float32(0.125)
