@@ -62,12 +62,36 @@ def _feature_axis(device_order: str, ndim: int) -> int:
     return ndim - 1
 
 
+_PARAMS_CACHE = "_hailo_ort_native_params"
+
+
 def _native_params(quant: QuantInfo) -> tuple[np.ndarray, np.ndarray, float, float] | None:
     """Scales, zero points and float32 limvals as the native kernel takes them, or None to use
     the reference (NaN parameters, mismatched per-feature lists)."""
     if quant.per_feature:
-        zps = quant.zps or [quant.zp] * len(quant.scales)
-        return _params(tuple(quant.scales), tuple(zps), quant.limvals_min, quant.limvals_max)
+        # Building and hashing the tuples costs microseconds for ~100 features: the last result
+        # is kept on the QuantInfo with copies of what it was computed from, and reused while
+        # those compare equal (list equality is cheap; in-place edits of the lists are seen).
+        scales, zps, lo, hi, zp = (
+            quant.scales,
+            quant.zps,
+            quant.limvals_min,
+            quant.limvals_max,
+            quant.zp,
+        )
+        cached = quant.__dict__.get(_PARAMS_CACHE)
+        if (
+            cached is not None
+            and cached[2] == lo
+            and cached[3] == hi
+            and cached[4] == zp
+            and cached[0] == scales
+            and cached[1] == zps
+        ):
+            return cached[5]
+        result = _params(tuple(scales), tuple(zps or [zp] * len(scales)), lo, hi)
+        quant.__dict__[_PARAMS_CACHE] = (list(scales), list(zps), lo, hi, zp, result)
+        return result
     return _params((quant.scale,), (quant.zp,), quant.limvals_min, quant.limvals_max)
 
 
@@ -94,9 +118,7 @@ def _plain(a: object, dtype: np.dtype) -> bool:
     return flags.c_contiguous and flags.aligned
 
 
-def _writable(out: np.ndarray) -> bool:
-    flags = out.flags
-    return flags.c_contiguous and flags.aligned and flags.writeable
+_DEVICE_DTYPES: dict[object, np.dtype] = {"uint8": _U8, "uint16": _U16, _U8: _U8, _U16: _U16}
 
 
 def _to_device_native(
@@ -110,29 +132,30 @@ def _to_device_native(
 ) -> np.ndarray | None:
     if not HAS_NATIVE_TRANSFORMS:
         return None
-    dtype = np.dtype(device_dtype)
+    dtype = _DEVICE_DTYPES.get(device_dtype) or np.dtype(device_dtype)
     if dtype != _U8 and dtype != _U16:
         return None
     params = _native_params(quant)
     if params is None:
         return None
-    if not _plain(x, _F32):
-        x = np.require(np.asarray(x, dtype=np.float32), requirements=("C", "A"))
-    perm = _perm(host_order, device_order, x.ndim)
-    shape = tuple([x.shape[i] for i in perm])
+    if type(x) is not np.ndarray or x.dtype != _F32:
+        x = np.asarray(x, dtype=np.float32)
     if out is None:
-        out = np.empty(shape, dtype=dtype)
-    elif out.shape != shape or out.dtype != dtype:
+        perm = _perm(host_order, device_order, x.ndim)
+        out = np.empty(tuple([x.shape[i] for i in perm]), dtype=dtype)
+    elif out.dtype != dtype:
+        perm = _perm(host_order, device_order, x.ndim)
+        shape = tuple([x.shape[i] for i in perm])
         raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {dtype}{shape}")
-    elif not _writable(out):
-        return None
-    try:
-        _native.to_device(x, out, host_order, device_order, *params, threads)
-    except ValueError as e:
-        if "overlaps" in str(e):  # out aliases x: the reference computes then copies
-            return None
-        raise
-    return out
+    # The native call checks the rest (out's shape: ValueError "... expected shape ...") and,
+    # non-strict, returns False for a layout it cannot use instead of raising.
+    if _native.to_device(x, out, host_order, device_order, *params, threads, False):
+        return out
+    if not _plain(x, _F32):  # a strided x: copy it, try again
+        x = np.require(x, requirements=("C", "A"))
+        if _native.to_device(x, out, host_order, device_order, *params, threads, False):
+            return out
+    return None  # out is strided, read-only or overlaps x: the reference computes then copies
 
 
 def _from_device_native(
@@ -145,28 +168,27 @@ def _from_device_native(
 ) -> np.ndarray | None:
     if not HAS_NATIVE_TRANSFORMS or not isinstance(q, np.ndarray):
         return None
-    if q.dtype != _U8 and q.dtype != _U16:
+    dtype = q.dtype
+    if dtype != _U8 and dtype != _U16:
         return None
     params = _native_params(quant)
     if params is None:
         return None
-    if not _plain(q, q.dtype):
-        q = np.require(q, requirements=("C", "A"))
-    perm = _inverse(_perm(host_order, device_order, q.ndim))
-    shape = tuple([q.shape[i] for i in perm])
     if out is None:
-        out = np.empty(shape, dtype=np.float32)
-    elif out.shape != shape or out.dtype != _F32:
+        perm = _inverse(_perm(host_order, device_order, q.ndim))
+        out = np.empty(tuple([q.shape[i] for i in perm]), dtype=np.float32)
+    elif out.dtype != _F32:
+        perm = _inverse(_perm(host_order, device_order, q.ndim))
+        shape = tuple([q.shape[i] for i in perm])
         raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected float32{shape}")
-    elif not _writable(out):
-        return None
-    try:
-        _native.from_device(q, out, host_order, device_order, params[0], params[1], threads)
-    except ValueError as e:
-        if "overlaps" in str(e):
-            return None
-        raise
-    return out
+    scales, zps = params[0], params[1]
+    if _native.from_device(q, out, host_order, device_order, scales, zps, threads, False):
+        return out
+    if not _plain(q, dtype):
+        q = np.require(q, requirements=("C", "A"))
+        if _native.from_device(q, out, host_order, device_order, scales, zps, threads, False):
+            return out
+    return None
 
 
 def to_device(

@@ -210,18 +210,15 @@ def test_dequantize_per_feature_values():
         ("NCHW", "NHWC", (1, 3, 431, 347)),
     ],
 )
-def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, shape):
+@pytest.mark.parametrize("per_feature", [True, False])
+def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, shape, per_feature):
     rng = np.random.default_rng(7)
     x = rng.normal(0, 2, size=shape).astype(np.float32)
     n_feat = _device_feature_len(shape, host, device)
-    q = QuantInfo(
-        zp=128.0,
-        scale=0.02,
-        limvals_min=-2.56,
-        limvals_max=2.54,
-        scales=list(rng.uniform(0.01, 0.03, n_feat)),
-        zps=list(rng.integers(100, 150, n_feat).astype(float)),
-    )
+    q = QuantInfo(zp=128.0, scale=0.02, limvals_min=-2.56, limvals_max=2.54)
+    if per_feature:
+        q.scales = list(rng.uniform(0.01, 0.03, n_feat))
+        q.zps = list(rng.integers(100, 150, n_feat).astype(float))
     # bytes touched: float32 in, uint8 out; this size is split when two threads are asked for
     assert _native.transform_threads(2, x.nbytes + x.size) == 2
     expected = to_device_reference(x, q, "uint8", host, device)
@@ -387,6 +384,33 @@ class TestNativeBoundChecks:
                 1.0,
             )
 
+    def test_non_strict_calls_report_unusable_layouts(self):
+        """strict=False: False (nothing written) where strict raises; real errors still raise."""
+        x = np.ones((1, 3, 4, 10), np.float32)
+        out = np.zeros((1, 4, 10, 3), np.uint8)
+        args = ("NCHW", "NHWC", S, Z, 0.0, 100.0, 1, False)
+        assert _native.to_device(x, out, *args) is True
+        assert (out == 3).all()  # 1 / 0.5 + 1
+        assert _native.to_device(np.ones((1, 3, 4, 20), np.float32)[..., ::2], out, *args) is False
+        read_only = np.zeros_like(out)
+        read_only.flags.writeable = False
+        assert _native.to_device(x, read_only, *args) is False
+        strided = np.zeros((1, 4, 10, 6), np.uint8)
+        assert _native.to_device(x, strided[..., ::2], *args) is False
+        assert not strided.any()
+        buf = np.zeros(30, np.float32)
+        alias = buf.view(np.uint8)[:30].reshape(3, 10)
+        assert (
+            _native.to_device(buf.reshape(3, 10), alias, "NC", "NC", S, Z, 0.0, 1.0, 1, False)
+            is False
+        )
+        with pytest.raises(ValueError, match="expected shape"):
+            _native.to_device(x, np.zeros((1, 4, 10, 4), np.uint8), *args)
+        back = np.zeros((1, 3, 4, 10), np.float32)
+        assert _native.from_device(out, back, "NCHW", "NHWC", S, Z, 1, False) is True
+        assert (back == 1.0).all()
+        assert _native.from_device(out, back[..., ::2], "NCHW", "NHWC", S, Z, 1, False) is False
+
     def test_empty_tensors(self):
         x = np.zeros((0, 3, 4, 5), np.float32)
         out = np.zeros((0, 4, 5, 3), np.uint8)
@@ -430,3 +454,139 @@ def test_gil_is_released_during_the_kernel():
     finally:
         sys.setswitchinterval(old)
     assert state["progress"] > 0
+
+
+def _three_channel_values(rng: np.random.Generator, shape: tuple[int, ...], q: QuantInfo):
+    """Values over and beyond the limvals, exact .5 ties of every channel, and NaN / +-inf."""
+    scales = np.asarray(q.scales or [q.scale], np.float64)
+    zps = np.asarray(q.zps or [q.zp], np.float64)
+    span = 1.5 * min(max(abs(q.limvals_min), abs(q.limvals_max)), 1e4)
+    x = rng.uniform(-span, span, size=shape)
+    c = rng.integers(0, scales.size, size=shape)
+    ties = (rng.integers(-20, 300, size=shape) + 0.5 - zps[c]) * scales[c]
+    x = np.where(rng.random(size=shape) < 0.3, ties, x)
+    special = rng.choice(np.array([np.nan, np.inf, -np.inf, 1e30, -1e30]), size=shape)
+    x = np.where(rng.random(size=shape) < 0.02, special, x)
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize(
+    "limvals",
+    [
+        (-3.0, 5.0),  # the clip at lo only yields 0 for zp 96: left out
+        (0.5, 5.0),  # the clip at lo yields a positive value: kept
+        (-np.inf, np.inf),  # no finite bound: the general kernel
+    ],
+)
+@pytest.mark.parametrize("host,device", [("NCHW", "NHWC"), ("NHWC", "NHCW")])
+def test_three_channel_layouts_match_reference(
+    kernel_set, dtype, per_channel, limvals, host, device
+):
+    """3 channels NCHW -> NHWC (interleaving kernel) and NHWC -> NHCW (de-interleaving kernel,
+    one scale): whole vectors and scalar tails."""
+    q = QuantInfo(zp=96.0, scale=8.0 / 255.0, limvals_min=limvals[0], limvals_max=limvals[1])
+    if per_channel:
+        q.scales = [8.0 / 255.0, 0.0137, 0.3]
+        q.zps = [96.0, 0.0, 7.0]
+    rng = np.random.default_rng(7)
+    for n, h, w in [(2, 37, 29), (1, 8, 8), (1, 1, 5), (1, 64, 96), (2, 3, 70)]:
+        shape = (n, 3, h, w) if host == "NCHW" else (n, h, w, 3)
+        x = _three_channel_values(rng, shape, q)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = to_device_reference(x, q, dtype, host, device)
+        got = to_device(x, q, dtype, host, device, threads=1)
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_values_below_a_positive_floor_clip_to_it(kernel_set, dtype):
+    """lo = 0.5 with scale 0.01 and zp 0: anything below 0.5 (and -inf) quantizes to 50."""
+    q = QuantInfo(zp=0.0, scale=0.01, limvals_min=0.5, limvals_max=2.0)
+    x = np.full((1, 3, 4, 40), -7.0, np.float32)
+    x[0, 1, 2, 5] = -np.inf
+    x[0, 2, 3, 39] = 1.0  # -> 100
+    x[0, 0, 0, 0] = 0.505  # float32(0.505) / float32(0.01) is 50.5 exactly -> 50 (half to even)
+    x[0, 0, 0, 1] = 0.515  # likewise 51.5 -> 52
+    got = to_device(x, q, dtype, "NCHW", "NHWC", threads=1)
+    expected = np.full((1, 4, 40, 3), 50, dtype)
+    expected[0, 3, 39, 2] = 100
+    expected[0, 0, 1, 0] = 52
+    np.testing.assert_array_equal(got, expected)
+    flat = to_device(x.reshape(1, -1), q, dtype, "NC", "NC", threads=1)
+    np.testing.assert_array_equal(flat, expected.transpose(0, 3, 1, 2).reshape(1, -1))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_nhwc_to_nchw_channel_groups_match_reference(kernel_set, dtype, per_channel):
+    """NHWC -> NCHW dequantize for channel counts around the 16/64-value groups of the
+    transposing kernel, with row tails; nothing is written outside `out`."""
+    rng = np.random.default_rng(11)
+    top = np.iinfo(np.dtype(dtype)).max
+    for channels in [3, 16, 17, 21, 32, 47, 63, 64, 70, 80, 130]:
+        # 47 x 45 = 2115 pixels: long rows (groups of 16 values, 64-row blocks, a tail of 3)
+        for h, w in [(1, 1), (3, 5), (4, 4), (7, 9), (20, 20), (47, 45)]:
+            n = 2 if h == 3 else 1
+            q = QuantInfo(zp=7.0, scale=0.0137)
+            if per_channel:
+                q.scales = list(rng.uniform(0.001, 0.5, channels))
+                q.zps = [float(z) for z in rng.integers(0, 200, channels)]
+            dev = rng.integers(0, top + 1, size=(n, h, w, channels)).astype(dtype)
+            size = n * channels * h * w
+            buf = np.full(size + 32, -123.0, np.float32)
+            out = buf[16 : 16 + size].reshape(n, channels, h, w)
+            from_device(dev, q, "NCHW", "NHWC", out=out, threads=1)
+            expected = from_device_reference(dev, q, "NCHW", "NHWC")
+            np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
+            assert (buf[:16] == -123.0).all() and (buf[16 + size :] == -123.0).all()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_nhcw_to_nchw_rows_match_reference(kernel_set, dtype, per_channel):
+    """NHCW -> NCHW dequantize (strided rows of W values), W around the 16-value vectors;
+    nothing is written outside `out`."""
+    rng = np.random.default_rng(5)
+    top = np.iinfo(np.dtype(dtype)).max
+    for n, h, c, w in [(1, 3, 5, 16), (2, 4, 3, 17), (1, 7, 6, 31), (1, 9, 80, 80), (1, 2, 4, 100)]:
+        q = QuantInfo(zp=9.0, scale=0.0371)
+        if per_channel:
+            q.scales = list(rng.uniform(0.001, 0.5, c))
+            q.zps = [float(z) for z in rng.integers(0, 200, c)]
+        dev = rng.integers(0, top + 1, size=(n, h, c, w)).astype(dtype)
+        size = n * c * h * w
+        buf = np.full(size + 32, -77.0, np.float32)
+        out = buf[16 : 16 + size].reshape(n, c, h, w)
+        from_device(dev, q, "NCHW", "NHCW", out=out, threads=1)
+        expected = from_device_reference(dev, q, "NCHW", "NHCW")
+        np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
+        assert (buf[:16] == -77.0).all() and (buf[16 + size :] == -77.0).all()
+
+
+def test_per_feature_parameters_edited_in_place_are_used():
+    """The per-feature parameters cached on a QuantInfo follow in-place edits of its lists."""
+    rng = np.random.default_rng(3)
+    q = QuantInfo(zp=0.0, scale=1.0, limvals_min=-50.0, limvals_max=50.0)
+    q.scales = [0.5, 0.25, 0.125]
+    q.zps = []  # per-feature scales with the per-tensor zero point
+    x = rng.uniform(-10, 10, size=(1, 3, 4, 5)).astype(np.float32)
+    dev = rng.integers(0, 256, size=(1, 4, 5, 3)).astype(np.uint8)
+
+    def check() -> None:
+        np.testing.assert_array_equal(to_device(x, q), to_device_reference(x, q))
+        np.testing.assert_array_equal(from_device(dev, q), from_device_reference(dev, q))
+
+    check()
+    q.scales[1] = 2.0
+    check()
+    q.zp = 40.0  # used for every feature while zps is empty
+    check()
+    q.zps.extend([1.0, 2.0, 3.0])
+    check()
+    q.zps[2] = 90.0
+    q.limvals_max = 5.0
+    check()
+    assert from_device(dev, q)[0, 2, 0, 0] == (float(dev[0, 0, 0, 2]) - 90.0) * np.float32(0.125)

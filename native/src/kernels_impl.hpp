@@ -7,6 +7,14 @@
 // default rounding mode, and that integer is the low bits of the sum's representation; unlike
 // std::nearbyint this vectorises. On x86 the quantize loop is written with SSE2/AVX2/AVX-512
 // intrinsics (per the flags of the including file); the rest is left to the auto-vectoriser.
+// With AVX2/AVX-512 and parameters that bound |x / scale + zp| below 2^30 (RoundLanes), the
+// clamp and the 2^23 rounding become a round-to-nearest-even conversion and the saturating
+// narrowing of the store. The division stays: on the development CPU (AMD EPYC, AVX-512) the
+// quantize loop runs at the division's throughput, and a reciprocal with the tie check that
+// exactness needs costs as many vector-adder operations as the division saves.
+// AVX-512 also has layout kernels without a tile: 3 planes <-> interleaved triples (quantize3,
+// deinterleave3: VBMI/BW permutes) and transposing dequantize (dequantize_t64: 16 x 16 byte
+// transposes in each 128-bit lane, converted and stored straight to the output rows).
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -64,6 +72,13 @@ inline VecF vmin(VecF a, VecF b) { return _mm512_min_ps(a, b); }
 inline VecF vdiv(VecF a, VecF b) { return _mm512_div_ps(a, b); }
 inline VecF vadd(VecF a, VecF b) { return _mm512_add_ps(a, b); }
 inline VecI vbits(VecF a) { return _mm512_castps_si512(a); }
+inline VecF vmul(VecF a, VecF b) { return _mm512_mul_ps(a, b); }
+inline VecF vsub(VecF a, VecF b) { return _mm512_sub_ps(a, b); }
+inline VecF vabs(VecF a) {
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7FFFFFFF)));
+}
+// Any lane with !(a < b) (NaN included).
+inline bool vany_not_less(VecF a, VecF b) { return _mm512_cmp_ps_mask(a, b, _CMP_NLT_UQ) != 0; }
 #elif defined(__AVX2__)
 using VecF = __m256;
 using VecI = __m256i;
@@ -74,6 +89,12 @@ inline VecF vmin(VecF a, VecF b) { return _mm256_min_ps(a, b); }
 inline VecF vdiv(VecF a, VecF b) { return _mm256_div_ps(a, b); }
 inline VecF vadd(VecF a, VecF b) { return _mm256_add_ps(a, b); }
 inline VecI vbits(VecF a) { return _mm256_castps_si256(a); }
+inline VecF vmul(VecF a, VecF b) { return _mm256_mul_ps(a, b); }
+inline VecF vsub(VecF a, VecF b) { return _mm256_sub_ps(a, b); }
+inline VecF vabs(VecF a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+inline bool vany_not_less(VecF a, VecF b) {
+  return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_NLT_UQ)) != 0;
+}
 #else
 using VecF = __m128;
 using VecI = __m128i;
@@ -84,6 +105,10 @@ inline VecF vmin(VecF a, VecF b) { return _mm_min_ps(a, b); }
 inline VecF vdiv(VecF a, VecF b) { return _mm_div_ps(a, b); }
 inline VecF vadd(VecF a, VecF b) { return _mm_add_ps(a, b); }
 inline VecI vbits(VecF a) { return _mm_castps_si128(a); }
+inline VecF vmul(VecF a, VecF b) { return _mm_mul_ps(a, b); }
+inline VecF vsub(VecF a, VecF b) { return _mm_sub_ps(a, b); }
+inline VecF vabs(VecF a) { return _mm_andnot_ps(_mm_set1_ps(-0.0f), a); }
+inline bool vany_not_less(VecF a, VecF b) { return _mm_movemask_ps(_mm_cmpnlt_ps(a, b)) != 0; }
 #endif
 
 struct ConstScale {
@@ -95,60 +120,162 @@ struct ConstScale {
 struct ArrayScale {
   const float* s;
   const float* z;
-  VecF scale(std::size_t i) const { return vload(s + i); }
-  VecF zp(std::size_t i) const { return vload(z + i); }
+  VecF scale(std::size_t) const;
+  VecF zp(std::size_t) const;
+};
+inline VecF ArrayScale::scale(std::size_t i) const { return vload(s + i); }
+inline VecF ArrayScale::zp(std::size_t i) const { return vload(z + i); }
+
+// One vector of results as 32-bit lanes whose low 16 bits are the quantized values, computed
+// with the true division (the reference's operations).
+template <class Scale>
+struct ExactLanes {
+  Scale sz;
+  VecF lo, hi, qmax;
+  VecI operator()(const float* in, std::size_t i) const {
+    VecF v = vload(in + i);
+    v = vmax(lo, v);  // x < lo ? lo : x
+    v = vmin(hi, v);  // hi < v ? hi : v
+    v = vadd(vdiv(v, sz.scale(i)), sz.zp(i));
+    v = vmax(v, vset(0.0f));  // v > 0 ? v : 0
+    v = vmin(v, qmax);        // v < qmax ? v : qmax
+    return vbits(vadd(v, vset(8388608.0f)));
+  }
 };
 
-// One vector of results as 32-bit lanes whose low 16 bits are the quantized values.
-template <class Scale>
-inline VecI quantize_lanes(const float* in, std::size_t i, const Scale& sz, VecF lo, VecF hi,
-                           VecF qmax) {
+// Where the clipped values can only give |x / scale + zp| < 2^30 (checked once per call by
+// round_saturate_ok), the clamp to [0, qmax] and the 2^23 rounding are replaced by a
+// round-to-nearest-even conversion to int32 and the saturating integer narrowing of the store:
+// round and clamp commute because 0 and qmax are integers, and a NaN converts to INT32_MIN,
+// which saturates to 0 like the reference's NaN. When round(lo / scale + zp) <= 0 (the clip at
+// lo can only give 0) the clip at lo is left out: every x < lo also gives 0 (the map is monotone
+// for scale > 0; -inf converts to INT32_MIN).
+struct RoundLanes {
+  VecF lo, hi, scale, zp;
+  bool clip_lo;
+  VecI operator()(const float* in, std::size_t i) const;
+};
+
+inline bool round_saturate_ok(float scale, float zp, float lo, float hi, bool& clip_lo) {
+  const double s = scale, alo = lo < 0.0f ? -static_cast<double>(lo) : lo;
+  const double ahi = hi < 0.0f ? -static_cast<double>(hi) : hi;
+  const double azp = zp < 0.0f ? -static_cast<double>(zp) : zp;
+  const double m = alo > ahi ? alo : ahi;
+  // written so that NaN parameters fail
+  if (!(s > 1e-30 && s < 1e30 && m < 1e30 && lo <= hi && m / s + azp < 1073741824.0)) return false;
+  // the reference's value at lo, rounded (no clamp): <= 0 means the clip at lo only yields 0
+  const float at_lo = lo / scale + zp;
+  clip_lo = !(at_lo <= 0.5f);
+  return true;
+}
+
+inline VecI RoundLanes::operator()(const float* in, std::size_t i) const {
   VecF v = vload(in + i);
-  v = vmax(lo, v);  // x < lo ? lo : x
-  v = vmin(hi, v);  // hi < v ? hi : v
-  v = vadd(vdiv(v, sz.scale(i)), sz.zp(i));
-  v = vmax(v, vset(0.0f));  // v > 0 ? v : 0
-  v = vmin(v, qmax);        // v < qmax ? v : qmax
-  return vbits(vadd(v, vset(8388608.0f)));
+  if (clip_lo) v = vmax(lo, v);  // x < lo ? lo : x (NaN kept)
+  v = vmin(hi, v);               // hi < v ? hi : v (NaN kept)
+  v = vadd(vdiv(v, scale), zp);
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  // these round as the current mode (like np.rint and the 2^23 trick): to nearest even by default
+  return _mm512_cvtps_epi32(v);
+#elif defined(__AVX2__)
+  return _mm256_cvtps_epi32(v);
+#else
+  return _mm_cvtps_epi32(v);
+#endif
 }
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-template <class Scale>
-inline std::size_t quantize_simd(const float* __restrict in, std::uint8_t* __restrict out,
-                                 std::size_t n, const Scale& sz, float lo, float hi) {
-  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(255.0f);
+// Saturating narrowing of int32 lanes: packs work per 128-bit lane, the permutation restores
+// the order.
+inline std::size_t quantize_round(const float* __restrict in, std::uint8_t* __restrict out,
+                                  std::size_t n, const RoundLanes& lanes) {
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   std::size_t i = 0;
-  for (; i + 16 <= n; i += 16) {  // vpmovdb keeps the low byte of each lane
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
-                     _mm512_cvtepi32_epi8(quantize_lanes(in, i, sz, vlo, vhi, qmax)));
+  for (; i + 64 <= n; i += 64) {
+    const __m512i ab = _mm512_packs_epi32(lanes(in, i), lanes(in, i + 16));
+    const __m512i cd = _mm512_packs_epi32(lanes(in, i + 32), lanes(in, i + 48));
+    _mm512_storeu_si512(out + i, _mm512_permutexvar_epi32(order, _mm512_packus_epi16(ab, cd)));
+  }
+  for (; i + 16 <= n; i += 16) {
+    const __m512i k = _mm512_max_epi32(lanes(in, i), _mm512_setzero_si512());
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtusepi32_epi8(k));
   }
   return i;
 }
 
-template <class Scale>
-inline std::size_t quantize_simd(const float* __restrict in, std::uint16_t* __restrict out,
-                                 std::size_t n, const Scale& sz, float lo, float hi) {
-  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(65535.0f);
+inline std::size_t quantize_round(const float* __restrict in, std::uint16_t* __restrict out,
+                                  std::size_t n, const RoundLanes& lanes) {
+  const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
   std::size_t i = 0;
-  for (; i + 16 <= n; i += 16) {  // vpmovdw keeps the low 16 bits of each lane
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
-                        _mm512_cvtepi32_epi16(quantize_lanes(in, i, sz, vlo, vhi, qmax)));
+  for (; i + 32 <= n; i += 32) {
+    const __m512i ab = _mm512_packus_epi32(lanes(in, i), lanes(in, i + 16));
+    _mm512_storeu_si512(out + i, _mm512_permutexvar_epi64(order, ab));
   }
   return i;
 }
 #elif defined(__AVX2__)
-template <class Scale>
+inline std::size_t quantize_round(const float* __restrict in, std::uint8_t* __restrict out,
+                                  std::size_t n, const RoundLanes& lanes) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i ab = _mm256_packs_epi32(lanes(in, i), lanes(in, i + 8));
+    const __m256i cd = _mm256_packs_epi32(lanes(in, i + 16), lanes(in, i + 24));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order));
+  }
+  return i;
+}
+
+inline std::size_t quantize_round(const float* __restrict in, std::uint16_t* __restrict out,
+                                  std::size_t n, const RoundLanes& lanes) {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i ab = _mm256_packus_epi32(lanes(in, i), lanes(in, i + 8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute4x64_epi64(ab, 0xD8));
+  }
+  return i;
+}
+#else
+// SSE2 has no unsigned 32 -> 16 saturation: the 2^23 path does it all.
+template <class T>
+inline std::size_t quantize_round(const float*, T*, std::size_t, const RoundLanes&) {
+  return 0;
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+template <class Lanes>
 inline std::size_t quantize_simd(const float* __restrict in, std::uint8_t* __restrict out,
-                                 std::size_t n, const Scale& sz, float lo, float hi) {
-  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(255.0f);
+                                 std::size_t n, const Lanes& lanes) {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // vpmovdb keeps the low byte of each lane
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(lanes(in, i)));
+  }
+  return i;
+}
+
+template <class Lanes>
+inline std::size_t quantize_simd(const float* __restrict in, std::uint16_t* __restrict out,
+                                 std::size_t n, const Lanes& lanes) {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // vpmovdw keeps the low 16 bits of each lane
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(lanes(in, i)));
+  }
+  return i;
+}
+#elif defined(__AVX2__)
+template <class Lanes>
+inline std::size_t quantize_simd(const float* __restrict in, std::uint8_t* __restrict out,
+                                 std::size_t n, const Lanes& lanes) {
   const __m256i mask = _mm256_set1_epi32(0xFF);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   std::size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m256i a = _mm256_and_si256(quantize_lanes(in, i, sz, vlo, vhi, qmax), mask);
-    const __m256i b = _mm256_and_si256(quantize_lanes(in, i + 8, sz, vlo, vhi, qmax), mask);
-    const __m256i c = _mm256_and_si256(quantize_lanes(in, i + 16, sz, vlo, vhi, qmax), mask);
-    const __m256i d = _mm256_and_si256(quantize_lanes(in, i + 24, sz, vlo, vhi, qmax), mask);
+    const __m256i a = _mm256_and_si256(lanes(in, i), mask);
+    const __m256i b = _mm256_and_si256(lanes(in, i + 8), mask);
+    const __m256i c = _mm256_and_si256(lanes(in, i + 16), mask);
+    const __m256i d = _mm256_and_si256(lanes(in, i + 24), mask);
     // the packs work per 128-bit half: the permutation puts the 4-byte groups back in order
     const __m256i packed =
         _mm256_packus_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
@@ -158,51 +285,44 @@ inline std::size_t quantize_simd(const float* __restrict in, std::uint8_t* __res
   return i;
 }
 
-template <class Scale>
+template <class Lanes>
 inline std::size_t quantize_simd(const float* __restrict in, std::uint16_t* __restrict out,
-                                 std::size_t n, const Scale& sz, float lo, float hi) {
-  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(65535.0f);
+                                 std::size_t n, const Lanes& lanes) {
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     // sign-extend the low 16 bits so the signed pack keeps them (v - 65536 when v >= 32768)
-    const __m256i a = _mm256_srai_epi32(
-        _mm256_slli_epi32(quantize_lanes(in, i, sz, vlo, vhi, qmax), 16), 16);
-    const __m256i b = _mm256_srai_epi32(
-        _mm256_slli_epi32(quantize_lanes(in, i + 8, sz, vlo, vhi, qmax), 16), 16);
+    const __m256i a = _mm256_srai_epi32(_mm256_slli_epi32(lanes(in, i), 16), 16);
+    const __m256i b = _mm256_srai_epi32(_mm256_slli_epi32(lanes(in, i + 8), 16), 16);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
                         _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8));
   }
   return i;
 }
 #else
-template <class Scale>
+template <class Lanes>
 inline std::size_t quantize_simd(const float* __restrict in, std::uint8_t* __restrict out,
-                                 std::size_t n, const Scale& sz, float lo, float hi) {
-  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(255.0f);
+                                 std::size_t n, const Lanes& lanes) {
   const __m128i mask = _mm_set1_epi32(0xFF);
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m128i a = _mm_and_si128(quantize_lanes(in, i, sz, vlo, vhi, qmax), mask);
-    const __m128i b = _mm_and_si128(quantize_lanes(in, i + 4, sz, vlo, vhi, qmax), mask);
-    const __m128i c = _mm_and_si128(quantize_lanes(in, i + 8, sz, vlo, vhi, qmax), mask);
-    const __m128i d = _mm_and_si128(quantize_lanes(in, i + 12, sz, vlo, vhi, qmax), mask);
+    const __m128i a = _mm_and_si128(lanes(in, i), mask);
+    const __m128i b = _mm_and_si128(lanes(in, i + 4), mask);
+    const __m128i c = _mm_and_si128(lanes(in, i + 8), mask);
+    const __m128i d = _mm_and_si128(lanes(in, i + 12), mask);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
                      _mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d)));
   }
   return i;
 }
 
-template <class Scale>
+template <class Lanes>
 inline std::size_t quantize_simd(const float* __restrict in, std::uint16_t* __restrict out,
-                                 std::size_t n, const Scale& sz, float lo, float hi) {
-  const VecF vlo = vset(lo), vhi = vset(hi), qmax = vset(65535.0f);
+                                 std::size_t n, const Lanes& lanes) {
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     // sign-extend the low 16 bits so the signed pack keeps them (v - 65536 when v >= 32768)
-    const __m128i a =
-        _mm_srai_epi32(_mm_slli_epi32(quantize_lanes(in, i, sz, vlo, vhi, qmax), 16), 16);
-    const __m128i b =
-        _mm_srai_epi32(_mm_slli_epi32(quantize_lanes(in, i + 4, sz, vlo, vhi, qmax), 16), 16);
+    const __m128i a = _mm_srai_epi32(_mm_slli_epi32(lanes(in, i), 16), 16);
+    const __m128i b = _mm_srai_epi32(_mm_slli_epi32(lanes(in, i + 4), 16), 16);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm_packs_epi32(a, b));
   }
   return i;
@@ -212,7 +332,14 @@ inline std::size_t quantize_simd(const float* __restrict in, std::uint16_t* __re
 template <class T>
 void quantize_run(const float* __restrict in, T* __restrict out, std::size_t n, float scale,
                   float zp, float lo, float hi) {
-  std::size_t i = quantize_simd(in, out, n, ConstScale{vset(scale), vset(zp)}, lo, hi);
+  std::size_t i = 0;
+  bool clip_lo = true;
+  if (round_saturate_ok(scale, zp, lo, hi, clip_lo)) {
+    i = quantize_round(in, out, n, RoundLanes{vset(lo), vset(hi), vset(scale), vset(zp), clip_lo});
+  }
+  const ExactLanes<ConstScale> exact{ConstScale{vset(scale), vset(zp)}, vset(lo), vset(hi),
+                                     vset(qmax_of<T>())};
+  i += quantize_simd(in + i, out + i, n - i, exact);
   for (; i < n; ++i) {
     out[i] = static_cast<T>(quantize_bits(in[i], scale, zp, lo, hi, qmax_of<T>()));
   }
@@ -222,7 +349,9 @@ template <class T>
 void quantize_run_pf(const float* __restrict in, T* __restrict out, std::size_t n,
                      const float* __restrict scales, const float* __restrict zps, float lo,
                      float hi) {
-  std::size_t i = quantize_simd(in, out, n, ArrayScale{scales, zps}, lo, hi);
+  const ExactLanes<ArrayScale> exact{ArrayScale{scales, zps}, vset(lo), vset(hi),
+                                     vset(qmax_of<T>())};
+  std::size_t i = quantize_simd(in, out, n, exact);
   for (; i < n; ++i) {
     out[i] = static_cast<T>(quantize_bits(in[i], scales[i], zps[i], lo, hi, qmax_of<T>()));
   }
@@ -279,6 +408,288 @@ void dequantize_run_pf(const T* __restrict in, float* __restrict out, std::size_
                        const float* __restrict scales, const float* __restrict zps) {
   for (std::size_t i = 0; i < n; ++i) out[i] = (static_cast<float>(in[i]) - zps[i]) * scales[i];
 }
+
+// Quantize 3 planes (in + c * plane_stride, c < 3, n values each) into n interleaved triples
+// (out[3 * s + c]), e.g. NCHW -> NHWC with 3 channels, without a tile: each plane's values are
+// quantized and narrowed in registers, then three permutations interleave them. Returns false
+// (and does nothing) when this kernel set has no such path or the parameters need the general
+// one; n == 0 asks only that.
+#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
+// Position of value p in the register the RoundLanes packs produce (E elements per register;
+// the packs interleave 128-bit lanes of 4 int32 sources).
+constexpr std::size_t packed_pos(std::size_t p, std::size_t e) {
+  return (e / 4) * ((p % 16) / 4) + 4 * (p / 16) + p % 4;
+}
+
+template <class T, class Mask>
+struct Interleave3Index {
+  alignas(64) T ab[3][64 / sizeof(T)];  // from the planes 0 (idx < E) and 1 (idx >= E)
+  alignas(64) T c[3][64 / sizeof(T)];   // from plane 2, where `mask` is set
+  Mask mask[3];
+  Interleave3Index() : ab(), c(), mask() {
+    constexpr std::size_t E = 64 / sizeof(T);
+    for (std::size_t k = 0; k < 3; ++k) {
+      for (std::size_t t = 0; t < E; ++t) {
+        const std::size_t j = E * k + t, plane = j % 3, pos = packed_pos(j / 3, E);
+        if (plane == 2) {
+          c[k][t] = static_cast<T>(pos);
+          mask[k] = static_cast<Mask>(mask[k] | (Mask{1} << t));
+        } else {
+          ab[k][t] = static_cast<T>(pos + plane * E);
+        }
+      }
+    }
+  }
+};
+
+inline bool round_lanes3(const float* scales, const float* zps, float lo, float hi,
+                         RoundLanes* lanes) {
+  for (int c = 0; c < 3; ++c) {
+    bool clip_lo = true;
+    if (!round_saturate_ok(scales[c], zps[c], lo, hi, clip_lo)) return false;
+    lanes[c] = RoundLanes{vset(lo), vset(hi), vset(scales[c]), vset(zps[c]), clip_lo};
+  }
+  return true;
+}
+
+template <class T>
+void quantize3_tail(const float* in, std::size_t plane_stride, T* out, std::size_t i,
+                    std::size_t n, const float* scales, const float* zps, float lo, float hi) {
+  for (; i < n; ++i) {
+    for (std::size_t c = 0; c < 3; ++c) {
+      out[3 * i + c] = static_cast<T>(
+          quantize_bits(in[c * plane_stride + i], scales[c], zps[c], lo, hi, qmax_of<T>()));
+    }
+  }
+}
+
+inline __m512i packed_u8(const RoundLanes& lanes, const float* in, std::size_t i) {
+  const __m512i ab = _mm512_packs_epi32(lanes(in, i), lanes(in, i + 16));
+  const __m512i cd = _mm512_packs_epi32(lanes(in, i + 32), lanes(in, i + 48));
+  return _mm512_packus_epi16(ab, cd);
+}
+
+__attribute__((target("avx512vbmi"))) void quantize3_vbmi(
+    const float* __restrict in, std::size_t plane_stride, std::uint8_t* __restrict out,
+    std::size_t n, const RoundLanes* lanes, const Interleave3Index<std::uint8_t, __mmask64>& ix) {
+  __m512i ab[3], cc[3];
+  for (int k = 0; k < 3; ++k) {
+    ab[k] = _mm512_load_si512(ix.ab[k]);
+    cc[k] = _mm512_load_si512(ix.c[k]);
+  }
+  for (std::size_t i = 0; i + 64 <= n; i += 64) {
+    const __m512i p0 = packed_u8(lanes[0], in, i);
+    const __m512i p1 = packed_u8(lanes[1], in + plane_stride, i);
+    const __m512i p2 = packed_u8(lanes[2], in + 2 * plane_stride, i);
+    for (int k = 0; k < 3; ++k) {
+      const __m512i two = _mm512_permutex2var_epi8(p0, ab[k], p1);
+      _mm512_storeu_si512(out + 3 * i + 64 * k,
+                          _mm512_mask_permutexvar_epi8(two, ix.mask[k], cc[k], p2));
+    }
+  }
+}
+
+inline bool cpu_has_vbmi() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") != 0;
+  }();
+  return has;
+}
+
+bool quantize3(const float* __restrict in, std::size_t plane_stride,
+               std::uint8_t* __restrict out, std::size_t n, const float* scales,
+               const float* zps, float lo, float hi) {
+  RoundLanes lanes[3];
+  if (!cpu_has_vbmi() || !round_lanes3(scales, zps, lo, hi, lanes)) return false;
+  if (n == 0) return true;
+  static const Interleave3Index<std::uint8_t, __mmask64> ix;
+  quantize3_vbmi(in, plane_stride, out, n, lanes, ix);
+  quantize3_tail(in, plane_stride, out, n - n % 64, n, scales, zps, lo, hi);
+  return true;
+}
+
+bool quantize3(const float* __restrict in, std::size_t plane_stride,
+               std::uint16_t* __restrict out, std::size_t n, const float* scales,
+               const float* zps, float lo, float hi) {
+  RoundLanes lanes[3];
+  if (!round_lanes3(scales, zps, lo, hi, lanes)) return false;
+  if (n == 0) return true;
+  static const Interleave3Index<std::uint16_t, __mmask32> ix;
+  __m512i ab[3], cc[3];
+  for (int k = 0; k < 3; ++k) {
+    ab[k] = _mm512_load_si512(ix.ab[k]);
+    cc[k] = _mm512_load_si512(ix.c[k]);
+  }
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m512i p[3];
+    for (std::size_t c = 0; c < 3; ++c) {
+      const float* plane = in + c * plane_stride;
+      p[c] = _mm512_packus_epi32(lanes[c](plane, i), lanes[c](plane, i + 16));
+    }
+    for (int k = 0; k < 3; ++k) {
+      const __m512i two = _mm512_permutex2var_epi16(p[0], ab[k], p[1]);
+      _mm512_storeu_si512(out + 3 * i + 32 * k,
+                          _mm512_mask_permutexvar_epi16(two, ix.mask[k], cc[k], p[2]));
+    }
+  }
+  quantize3_tail(in, plane_stride, out, i, n, scales, zps, lo, hi);
+  return true;
+}
+#else
+template <class T>
+bool quantize3(const float*, std::size_t, T*, std::size_t, const float*, const float*, float,
+               float) {
+  return false;
+}
+#endif
+
+// The inverse layout: out[c * plane_stride + s] = Hailo-quantize(in[3 * s + c]) for c < 3,
+// s < n, with one scale (e.g. NHWC -> NHCW with 3 channels): the interleaved values are
+// quantized in order, then three permutations split them into the planes. Same contract as
+// quantize3.
+#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
+template <class T, class Mask>
+struct Deinterleave3Index {
+  alignas(64) T ab[3][64 / sizeof(T)];  // from the registers 0 (idx < E) and 1 (idx >= E)
+  alignas(64) T c[3][64 / sizeof(T)];   // from register 2, where `mask` is set
+  Mask mask[3];
+  Deinterleave3Index() : ab(), c(), mask() {
+    constexpr std::size_t E = 64 / sizeof(T);
+    for (std::size_t plane = 0; plane < 3; ++plane) {
+      for (std::size_t t = 0; t < E; ++t) {
+        const std::size_t j = 3 * t + plane, reg = j / E, pos = packed_pos(j % E, E);
+        if (reg == 2) {
+          c[plane][t] = static_cast<T>(pos);
+          mask[plane] = static_cast<Mask>(mask[plane] | (Mask{1} << t));
+        } else {
+          ab[plane][t] = static_cast<T>(pos + reg * E);
+        }
+      }
+    }
+  }
+};
+
+template <class T>
+void deinterleave3_tail(const float* in, std::size_t plane_stride, T* out, std::size_t i,
+                        std::size_t n, float scale, float zp, float lo, float hi) {
+  for (; i < n; ++i) {
+    for (std::size_t c = 0; c < 3; ++c) {
+      out[c * plane_stride + i] =
+          static_cast<T>(quantize_bits(in[3 * i + c], scale, zp, lo, hi, qmax_of<T>()));
+    }
+  }
+}
+
+__attribute__((target("avx512vbmi"))) void deinterleave3_vbmi(
+    const float* __restrict in, std::size_t plane_stride, std::uint8_t* __restrict out,
+    std::size_t n, const RoundLanes& lanes,
+    const Deinterleave3Index<std::uint8_t, __mmask64>& ix) {
+  __m512i ab[3], cc[3];
+  for (int k = 0; k < 3; ++k) {
+    ab[k] = _mm512_load_si512(ix.ab[k]);
+    cc[k] = _mm512_load_si512(ix.c[k]);
+  }
+  for (std::size_t i = 0; i + 64 <= n; i += 64) {
+    const float* src = in + 3 * i;
+    const __m512i p0 = packed_u8(lanes, src, 0);
+    const __m512i p1 = packed_u8(lanes, src, 64);
+    const __m512i p2 = packed_u8(lanes, src, 128);
+    for (int c = 0; c < 3; ++c) {
+      const __m512i two = _mm512_permutex2var_epi8(p0, ab[c], p1);
+      _mm512_storeu_si512(out + c * plane_stride + i,
+                          _mm512_mask_permutexvar_epi8(two, ix.mask[c], cc[c], p2));
+    }
+  }
+}
+
+bool deinterleave3(const float* __restrict in, std::size_t plane_stride,
+                   std::uint8_t* __restrict out, std::size_t n, float scale, float zp, float lo,
+                   float hi) {
+  bool clip_lo = true;
+  if (!cpu_has_vbmi() || !round_saturate_ok(scale, zp, lo, hi, clip_lo)) return false;
+  if (n == 0) return true;
+  static const Deinterleave3Index<std::uint8_t, __mmask64> ix;
+  const RoundLanes lanes{vset(lo), vset(hi), vset(scale), vset(zp), clip_lo};
+  deinterleave3_vbmi(in, plane_stride, out, n, lanes, ix);
+  deinterleave3_tail(in, plane_stride, out, n - n % 64, n, scale, zp, lo, hi);
+  return true;
+}
+
+bool deinterleave3(const float* __restrict in, std::size_t plane_stride,
+                   std::uint16_t* __restrict out, std::size_t n, float scale, float zp, float lo,
+                   float hi) {
+  bool clip_lo = true;
+  if (!round_saturate_ok(scale, zp, lo, hi, clip_lo)) return false;
+  if (n == 0) return true;
+  static const Deinterleave3Index<std::uint16_t, __mmask32> ix;
+  const RoundLanes lanes{vset(lo), vset(hi), vset(scale), vset(zp), clip_lo};
+  __m512i ab[3], cc[3];
+  for (int k = 0; k < 3; ++k) {
+    ab[k] = _mm512_load_si512(ix.ab[k]);
+    cc[k] = _mm512_load_si512(ix.c[k]);
+  }
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const float* src = in + 3 * i;
+    __m512i p[3];
+    for (std::size_t k = 0; k < 3; ++k) {
+      p[k] = _mm512_packus_epi32(lanes(src, 32 * k), lanes(src, 32 * k + 16));
+    }
+    for (int c = 0; c < 3; ++c) {
+      const __m512i two = _mm512_permutex2var_epi16(p[0], ab[c], p[1]);
+      _mm512_storeu_si512(out + c * plane_stride + i,
+                          _mm512_mask_permutexvar_epi16(two, ix.mask[c], cc[c], p[2]));
+    }
+  }
+  deinterleave3_tail(in, plane_stride, out, i, n, scale, zp, lo, hi);
+  return true;
+}
+#else
+template <class T>
+bool deinterleave3(const float*, std::size_t, T*, std::size_t, float, float, float, float) {
+  return false;
+}
+#endif
+
+// out[r * len + i] = (in[r * in_stride + i] - zp) * scale for r < rows, i < len: strided
+// rows into contiguous ones (e.g. NHCW -> NCHW), with no call per row. False (nothing done)
+// when this kernel set has no such path; rows == 0 only asks.
+#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
+bool dequantize_rows(const std::uint8_t* __restrict in, std::size_t in_stride, std::size_t rows,
+                     std::size_t len, float* __restrict out, float scale, float zp) {
+  const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zp);
+  const std::size_t tail = len % 16;
+  const __mmask16 tail_mask = static_cast<__mmask16>((1u << tail) - 1);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const std::uint8_t* src = in + r * in_stride;
+    float* dst = out + r * len;
+    std::size_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b));
+      _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_sub_ps(q, vz), vs));
+    }
+    if (tail != 0) {
+      const __m128i b = _mm_maskz_loadu_epi8(tail_mask, src + i);
+      const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b));
+      _mm512_mask_storeu_ps(dst + i, tail_mask, _mm512_mul_ps(_mm512_sub_ps(q, vz), vs));
+    }
+  }
+  return true;
+}
+
+bool dequantize_rows(const std::uint16_t*, std::size_t, std::size_t, std::size_t, float*, float,
+                     float) {
+  return false;
+}
+#else
+template <class T>
+bool dequantize_rows(const T*, std::size_t, std::size_t, std::size_t, float*, float, float) {
+  return false;
+}
+#endif
 
 // Few rows (e.g. 3 channels) get fixed-count loops the compiler unrolls.
 template <std::size_t Rows, class T>
@@ -447,10 +858,154 @@ void gather(const T* __restrict src, std::size_t src_stride, std::size_t rows,
   }
 }
 
+// dst[i * dst_stride + r] = (src[r * src_stride + i] - zps[i * step]) * scales[i * step] for
+// i < nch, r < rows, nch in {16, 32, 48, 64} (dequantize with a transpose, e.g. NHWC -> NCHW):
+// 16 rows of 64 values are transposed in registers as four 16 x 16 blocks, one per 128-bit
+// lane, and each channel's 16 values are converted and stored straight to the output. False
+// (nothing done) when this kernel set has no such path; rows == 0 only asks.
+#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
+inline void transpose_16x16_u8_lanes(__m512i* v) {  // transpose_16x16_u8 in each 128-bit lane
+  for (int round = 0; round < 4; ++round) {
+    __m512i t[16];
+    for (int k = 0; k < 8; ++k) {
+      t[2 * k] = _mm512_unpacklo_epi8(v[k], v[k + 8]);
+      t[2 * k + 1] = _mm512_unpackhi_epi8(v[k], v[k + 8]);
+    }
+    for (int k = 0; k < 16; ++k) v[k] = t[k];
+  }
+}
+
+template <int Lane>
+inline __m128i lane_of(__m512i v) {
+  return _mm512_extracti32x4_epi32(v, Lane);
+}
+
+// Widen: the 16 bytes of 128-bit lane l of a register as 16 int32 lanes.
+struct ExtractWiden {
+  __m512i operator()(__m512i v, std::size_t l) const {
+    switch (l) {
+      case 0: return _mm512_cvtepu8_epi32(_mm512_castsi512_si128(v));
+      case 1: return _mm512_cvtepu8_epi32(lane_of<1>(v));
+      case 2: return _mm512_cvtepu8_epi32(lane_of<2>(v));
+      default: return _mm512_cvtepu8_epi32(lane_of<3>(v));
+    }
+  }
+};
+
+template <class Widen>
+__attribute__((always_inline)) inline bool dequantize_t64_body(
+    const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
+    float* __restrict dst, std::size_t dst_stride, std::size_t nch, const float* scales,
+    const float* zps, std::size_t step, const Widen& widen) {
+  const __mmask64 load_mask = nch >= 64 ? ~__mmask64{0} : (__mmask64{1} << nch) - 1;
+  const std::size_t nlanes = nch / 16;
+  std::size_t r = 0;
+  if (nch == 16) {
+    // 16 values of 64 rows: lane l holds rows 16 l .. 16 l + 15, so after the transposes each
+    // register holds 64 consecutive outputs of one channel (4 full lines, one stream each).
+    for (; r + 64 <= rows; r += 64) {
+      __m512i v[16];
+      for (int j = 0; j < 16; ++j) {
+        const std::uint8_t* p = src + (r + j) * src_stride;
+        __m512i z = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        z = _mm512_inserti32x4(
+            z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * src_stride)), 1);
+        z = _mm512_inserti32x4(
+            z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32 * src_stride)), 2);
+        z = _mm512_inserti32x4(
+            z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48 * src_stride)), 3);
+        v[j] = z;
+      }
+      transpose_16x16_u8_lanes(v);
+      for (std::size_t i = 0; i < 16; ++i) {
+        const __m512 zp = _mm512_set1_ps(zps[i * step]), scale = _mm512_set1_ps(scales[i * step]);
+        for (std::size_t l = 0; l < 4; ++l) {
+          const __m512 q = _mm512_cvtepi32_ps(widen(v[i], l));
+          _mm512_storeu_ps(dst + i * dst_stride + r + 16 * l,
+                           _mm512_mul_ps(_mm512_sub_ps(q, zp), scale));
+        }
+      }
+    }
+  }
+  for (; r + 16 <= rows; r += 16) {
+    __m512i v[16];
+    for (int j = 0; j < 16; ++j) v[j] = _mm512_maskz_loadu_epi8(load_mask, src + (r + j) * src_stride);
+    transpose_16x16_u8_lanes(v);
+    for (std::size_t i = 0; i < 16; ++i) {
+      for (std::size_t l = 0; l < nlanes; ++l) {
+        const std::size_t ch = 16 * l + i;
+        const __m512 q = _mm512_cvtepi32_ps(widen(v[i], l));
+        const __m512 y = _mm512_mul_ps(_mm512_sub_ps(q, _mm512_set1_ps(zps[ch * step])),
+                                       _mm512_set1_ps(scales[ch * step]));
+        _mm512_storeu_ps(dst + ch * dst_stride + r, y);
+      }
+    }
+  }
+  for (; r < rows; ++r) {
+    for (std::size_t ch = 0; ch < nch; ++ch) {
+      dst[ch * dst_stride + r] =
+          (static_cast<float>(src[r * src_stride + ch]) - zps[ch * step]) * scales[ch * step];
+    }
+  }
+  return true;
+}
+
+// With VBMI one byte permutation picks and zero-extends a lane's 16 bytes.
+struct VbmiWiden {
+  __m512i idx[4];
+  __attribute__((target("avx512vbmi"))) __m512i operator()(__m512i v, std::size_t l) const {
+    return _mm512_maskz_permutexvar_epi8(0x1111111111111111ULL, idx[l], v);
+  }
+};
+
+__attribute__((target("avx512vbmi"), flatten)) bool dequantize_t64_vbmi(
+    const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
+    float* __restrict dst, std::size_t dst_stride, std::size_t nch, const float* scales,
+    const float* zps, std::size_t step) {
+  VbmiWiden widen;
+  for (int l = 0; l < 4; ++l) {
+    alignas(64) std::uint8_t b[64] = {};
+    for (int k = 0; k < 16; ++k) b[4 * k] = static_cast<std::uint8_t>(16 * l + k);
+    widen.idx[l] = _mm512_load_si512(b);
+  }
+  return dequantize_t64_body(src, src_stride, rows, dst, dst_stride, nch, scales, zps, step,
+                             widen);
+}
+
+bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
+                    float* __restrict dst, std::size_t dst_stride, std::size_t nch,
+                    const float* scales, const float* zps, std::size_t step) {
+  if (cpu_has_vbmi()) {
+    return dequantize_t64_vbmi(src, src_stride, rows, dst, dst_stride, nch, scales, zps, step);
+  }
+  return dequantize_t64_body(src, src_stride, rows, dst, dst_stride, nch, scales, zps, step,
+                             ExtractWiden{});
+}
+
+bool dequantize_t64(const std::uint16_t*, std::size_t, std::size_t, float*, std::size_t,
+                    std::size_t, const float*, const float*, std::size_t) {
+  return false;
+}
+#else
+template <class T>
+bool dequantize_t64(const T*, std::size_t, std::size_t, float*, std::size_t, std::size_t,
+                    const float*, const float*, std::size_t) {
+  return false;
+}
+#endif
+
 template <class T>
 constexpr TypedKernels<T> typed() {
-  return TypedKernels<T>{&quantize_run<T>, &quantize_run_pf<T>, &dequantize_run<T>,
-                         &dequantize_run_pf<T>, &scatter<T>,        &gather<T>};
+  bool (*q3)(const float*, std::size_t, T*, std::size_t, const float*, const float*, float,
+             float) = &quantize3;
+  bool (*dt64)(const T*, std::size_t, std::size_t, float*, std::size_t, std::size_t,
+               const float*, const float*, std::size_t) = &dequantize_t64;
+  bool (*d3)(const float*, std::size_t, T*, std::size_t, float, float, float, float) =
+      &deinterleave3;
+  bool (*rows)(const T*, std::size_t, std::size_t, std::size_t, float*, float, float) =
+      &dequantize_rows;
+  return TypedKernels<T>{&quantize_run<T>, &quantize_run_pf<T>, q3, d3, &dequantize_run<T>, rows,
+                         &dequantize_run_pf<T>, dt64, &scatter<T>, &gather<T>};
 }
 
 const Kernels kTable{HAILO_KERNELS_NAME, typed<std::uint8_t>(), typed<std::uint16_t>()};

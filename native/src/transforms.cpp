@@ -4,7 +4,9 @@
 // The arithmetic always runs over contiguous runs of the float side so it vectorises; a layout
 // change with a short inner run (K < kRowModeMinK) goes through a small tile buffer that stays
 // in L1 (quantize a tile of input rows into it, then scatter the narrow integers; or gather
-// integers into it, then dequantize whole output rows).
+// integers into it, then dequantize whole output rows). Kernel sets with a dedicated layout
+// kernel (3 channels interleaved or split; transposes of >= 16 uint8 values per row) skip the
+// tile.
 #include "hailo_ort/transforms.hpp"
 
 #include "kernels.hpp"
@@ -28,6 +30,11 @@ constexpr std::size_t kRowModeMinK = 16;  // inner runs at least this long need 
 constexpr std::size_t kTileRun = 256;     // elements per contiguous run inside a tile
 constexpr std::size_t kTileRows = 16;     // runs per tile
 constexpr std::size_t kFlatChunk = 1 << 15;
+// dequantize_t64 with 64 values per row writes 16 floats to each of 64 output rows in turn:
+// with long rows (80x80 maps) those lines fall in few cache sets and evict each other
+// (measured slower than the tiled path), so long rows go in groups of 16 values, written in
+// runs of 64 floats (16 streams); short rows are faster in groups of 64.
+constexpr std::size_t kT64MaxRows = 2048;
 
 const Kernels* detect_kernels() {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -243,6 +250,41 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
     return;
   }
 
+  // Three planes into interleaved triples (NCHW -> NHWC with 3 channels): no tile.
+  if (R == 3 && K == 1 && feature != FeatureAxis::kS) {
+    float s3[3], z3[3];
+    for (std::size_t c = 0; c < 3; ++c) {
+      s3[c] = p.scales[feature == FeatureAxis::kR ? c : 0];
+      z3[c] = p.zps[feature == FeatureAxis::kR ? c : 0];
+    }
+    if (k.quantize3(in, S, out, 0, s3, z3, lo, hi)) {
+      const std::size_t chunks = ceil_div(S, kFlatChunk), units = B * chunks;
+      parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+        for (std::size_t u = u0; u < u1; ++u) {
+          const std::size_t b = u / chunks, s0 = (u % chunks) * kFlatChunk;
+          const std::size_t n = std::min(S, s0 + kFlatChunk) - s0;
+          k.quantize3(in + b * 3 * S + s0, S, out + b * 3 * S + 3 * s0, n, s3, z3, lo, hi);
+        }
+      });
+      return;
+    }
+  }
+
+  // Interleaved triples into three planes (NHWC -> NHCW with 3 channels, one scale): no tile.
+  if (S == 3 && K == 1 && feature == FeatureAxis::kNone &&
+      k.quantize_d3(in, R, out, 0, p.scales[0], p.zps[0], lo, hi)) {
+    const std::size_t chunks = ceil_div(R, kFlatChunk), units = B * chunks;
+    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      for (std::size_t u = u0; u < u1; ++u) {
+        const std::size_t b = u / chunks, r0 = (u % chunks) * kFlatChunk;
+        const std::size_t n = std::min(R, r0 + kFlatChunk) - r0;
+        k.quantize_d3(in + (b * R + r0) * 3, R, out + b * 3 * R + r0, n, p.scales[0], p.zps[0],
+                      lo, hi);
+      }
+    });
+    return;
+  }
+
   // Tiled: quantize input runs of up to kTileRun elements into a tile, then scatter. When the
   // runs are short (few s), the tile takes more rows so it stays ~kTileRows * kTileRun.
   const std::size_t TS = std::max<std::size_t>(1, kTileRun / K);
@@ -357,6 +399,10 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
           // dequantize the lot in one call.
           const float scale = p.scales[feature == FeatureAxis::kS ? s : 0];
           const float zp = p.zps[feature == FeatureAxis::kS ? s : 0];
+          if (k.dequantize_rows(in + (b * R * S + s) * K, S * K, R, K,
+                                out + (b * S + s) * R * K, scale, zp)) {
+            continue;
+          }
           for (std::size_t r0 = 0; r0 < R; r0 += rows_per_tile) {
             const std::size_t r1 = std::min(R, r0 + rows_per_tile);
             for (std::size_t r = r0; r < r1; ++r) {
@@ -376,6 +422,38 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
             scale_zp(r, s, scale, zp);
             k.dequantize(src, dst, K, scale, zp);
           }
+        }
+      }
+    });
+    return;
+  }
+
+  // Transposes of at least 16 values per row (e.g. NHWC -> NCHW with >= 16 channels), in groups
+  // of 16, 32, 48 or 64 channels, without a tile. When S is not a multiple of 16 a last group
+  // of 16 ends at S and overlaps the one before: those values are the same, written twice by
+  // one thread.
+  if (K == 1 && S >= 16 && feature != FeatureAxis::kR &&
+      k.dequantize_t64(nullptr, S, 0, out, R, 64, p.scales, p.zps, 0)) {
+    constexpr std::size_t kRowsPerUnit = 256;
+    const std::size_t step = feature == FeatureAxis::kS ? 1 : 0;
+    const std::size_t group = R <= kT64MaxRows ? 64 : 16;
+    const std::size_t chunks = ceil_div(R, kRowsPerUnit), units = B * chunks;
+    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      for (std::size_t u = u0; u < u1; ++u) {
+        const std::size_t b = u / chunks, r0 = (u % chunks) * kRowsPerUnit;
+        const std::size_t nr = std::min(R, r0 + kRowsPerUnit) - r0;
+        const T* src = in + (b * R + r0) * S;
+        float* dst = out + b * S * R + r0;
+        std::size_t s0 = 0;
+        for (; S - s0 >= 16; s0 += std::min<std::size_t>(group, (S - s0) / 16 * 16)) {
+          const std::size_t nch = std::min<std::size_t>(group, (S - s0) / 16 * 16);
+          k.dequantize_t64(src + s0, S, nr, dst + s0 * R, R, nch, p.scales + s0 * step,
+                           p.zps + s0 * step, step);
+        }
+        if (s0 < S) {  // the last S % 16 values: a group of 16 ending at S
+          const std::size_t g = S - 16;
+          k.dequantize_t64(src + g, S, nr, dst + g * R, R, 16, p.scales + g * step,
+                           p.zps + g * step, step);
         }
       }
     });

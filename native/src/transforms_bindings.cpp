@@ -47,21 +47,33 @@ py::array as_array(py::handle obj, const std::string& what) {
   return py::reinterpret_borrow<py::array>(obj);
 }
 
-void require_layout(const py::array& a, const std::string& what, bool writeable) {
+// What keeps the kernel from using `a` directly (nullptr: nothing).
+const char* layout_problem(const py::array& a, bool writeable) {
   const int flags = a.flags();
-  if (!(flags & py::array::c_style)) throw py::value_error(what + " must be C-contiguous");
-  if (!(flags & kNpyAligned)) throw py::value_error(what + " must be aligned");
-  if (writeable && !(flags & kNpyWriteable)) throw py::value_error(what + " is read-only");
+  if (!(flags & py::array::c_style)) return " must be C-contiguous";
+  if (!(flags & kNpyAligned)) return " must be aligned";
+  if (writeable && !(flags & kNpyWriteable)) return " is read-only";
+  return nullptr;
 }
 
-void require_disjoint(const py::array& a, const py::array& b, const std::string& what) {
+// A layout the kernel cannot use: raise (strict) or report false (the caller falls back).
+bool layout_ok(const py::array& a, const std::string& what, bool writeable, bool strict) {
+  const char* problem = layout_problem(a, writeable);
+  if (problem == nullptr) return true;
+  if (strict) throw py::value_error(what + problem);
+  return false;
+}
+
+bool disjoint(const py::array& a, const py::array& b, const std::string& what, bool strict) {
   const auto pa = reinterpret_cast<std::uintptr_t>(a.data());
   const auto pb = reinterpret_cast<std::uintptr_t>(b.data());
   const auto na = static_cast<std::uintptr_t>(a.nbytes());
   const auto nb = static_cast<std::uintptr_t>(b.nbytes());
   if (na && nb && pa < pb + nb && pb < pa + na) {
-    throw py::value_error(what + ": out overlaps the input");
+    if (strict) throw py::value_error(what + ": out overlaps the input");
+    return false;
   }
+  return true;
 }
 
 struct Layout {
@@ -190,28 +202,28 @@ void check_threads(int threads) {
   if (threads < 0) throw py::value_error("threads must be >= 0 (0: automatic)");
 }
 
-void to_device(py::handle x_obj, py::handle out_obj, const std::string& host_order,
+bool to_device(py::handle x_obj, py::handle out_obj, const std::string& host_order,
                const std::string& device_order, const ParamArray& scales, const ParamArray& zps,
-               float limvals_min, float limvals_max, int threads) {
+               float limvals_min, float limvals_max, int threads, bool strict) {
   check_threads(threads);
   py::array x = as_array(x_obj, "to_device: x");
   if (!py::array_t<float>::check_(x)) {
     throw py::type_error("to_device: x must be float32, got " + describe(x));
   }
-  require_layout(x, "to_device: x", false);
+  if (!layout_ok(x, "to_device: x", false, strict)) return false;
   py::array out = as_array(out_obj, "to_device: out");
   const bool u8 = py::array_t<std::uint8_t>::check_(out);
   const bool u16 = py::array_t<std::uint16_t>::check_(out);
   if (!u8 && !u16) {
     throw py::type_error("to_device: out must be uint8 or uint16, got " + describe(out));
   }
-  require_layout(out, "to_device: out", true);
+  if (!layout_ok(out, "to_device: out", true, strict)) return false;
   const Layout L = plan(shape_of(x), host_order, device_order, true);
   if (shape_of(out) != L.out_shape) {
     throw py::value_error("to_device: out is " + describe(out) + ", expected shape " +
                           shape_str(L.out_shape) + " for x " + describe(x));
   }
-  require_disjoint(x, out, "to_device");
+  if (!disjoint(x, out, "to_device", strict)) return false;
   Params p = params(scales, zps, L, "to_device");
   p.q.limvals_min = limvals_min;
   p.q.limvals_max = limvals_max;
@@ -223,11 +235,12 @@ void to_device(py::handle x_obj, py::handle out_obj, const std::string& host_ord
   } else {
     quantize_transform(in, static_cast<std::uint16_t*>(dst), L.geometry, p.feature, p.q, threads);
   }
+  return true;
 }
 
-void from_device(py::handle q_obj, py::handle out_obj, const std::string& host_order,
+bool from_device(py::handle q_obj, py::handle out_obj, const std::string& host_order,
                  const std::string& device_order, const ParamArray& scales,
-                 const ParamArray& zps, int threads) {
+                 const ParamArray& zps, int threads, bool strict) {
   check_threads(threads);
   py::array q = as_array(q_obj, "from_device: q");
   const bool u8 = py::array_t<std::uint8_t>::check_(q);
@@ -235,18 +248,18 @@ void from_device(py::handle q_obj, py::handle out_obj, const std::string& host_o
   if (!u8 && !u16) {
     throw py::type_error("from_device: q must be uint8 or uint16, got " + describe(q));
   }
-  require_layout(q, "from_device: q", false);
+  if (!layout_ok(q, "from_device: q", false, strict)) return false;
   py::array out = as_array(out_obj, "from_device: out");
   if (!py::array_t<float>::check_(out)) {
     throw py::type_error("from_device: out must be float32, got " + describe(out));
   }
-  require_layout(out, "from_device: out", true);
+  if (!layout_ok(out, "from_device: out", true, strict)) return false;
   const Layout L = plan(shape_of(q), host_order, device_order, false);
   if (shape_of(out) != L.out_shape) {
     throw py::value_error("from_device: out is " + describe(out) + ", expected shape " +
                           shape_str(L.out_shape) + " for q " + describe(q));
   }
-  require_disjoint(q, out, "from_device");
+  if (!disjoint(q, out, "from_device", strict)) return false;
   const Params p = params(scales, zps, L, "from_device");
   const void* src = q.data();
   auto* dst = static_cast<float*>(out.mutable_data());
@@ -258,6 +271,7 @@ void from_device(py::handle q_obj, py::handle out_obj, const std::string& host_o
     dequantize_transform(static_cast<const std::uint16_t*>(src), dst, L.geometry, p.feature, p.q,
                          threads);
   }
+  return true;
 }
 
 std::vector<py::ssize_t> device_shape(const std::vector<py::ssize_t>& host_shape,
@@ -271,15 +285,18 @@ std::vector<py::ssize_t> device_shape(const std::vector<py::ssize_t>& host_shape
 void register_transforms(py::module_& m) {
   m.def("to_device", &to_device, py::arg("x"), py::arg("out"), py::arg("host_order"),
         py::arg("device_order"), py::arg("scales"), py::arg("zps"), py::arg("limvals_min"),
-        py::arg("limvals_max"), py::arg("threads") = 0,
+        py::arg("limvals_max"), py::arg("threads") = 0, py::arg("strict") = true,
         "Quantize float32 `x` (host layout) into uint8/uint16 `out` (device layout) in one pass: "
         "round_half_even(clip(x, limvals) / scale + zp), saturated. `scales`/`zps` hold one value "
         "(per-tensor) or one per feature. threads=0 picks automatically (1 for small tensors). "
-        "Releases the GIL.");
+        "Releases the GIL. Returns True; with strict=False, returns False instead of raising "
+        "when `x` or `out` has a layout the kernel cannot use (not C-contiguous, misaligned, "
+        "read-only out, out overlapping x).");
   m.def("from_device", &from_device, py::arg("q"), py::arg("out"), py::arg("host_order"),
         py::arg("device_order"), py::arg("scales"), py::arg("zps"), py::arg("threads") = 0,
+        py::arg("strict") = true,
         "Dequantize uint8/uint16 `q` (device layout) into float32 `out` (host layout) in one pass: "
-        "(q - zp) * scale. Releases the GIL.");
+        "(q - zp) * scale. Releases the GIL. `strict` as for to_device.");
   m.def("device_shape", &device_shape, py::arg("host_shape"), py::arg("host_order"),
         py::arg("device_order"), "Shape of the device tensor for a host tensor of this shape.");
   m.def(
