@@ -3,9 +3,12 @@
 For each real tensor shape (a 640x640 detector input, YOLOv8 head outputs, a classifier output)
 it times, in one run:
 
-* ``native x1``  hailo_ort.transforms.to_device/from_device with ``threads=1`` into a
+* ``native x1``  a prepared transform (hailo_ort.transforms.prepare_to_device /
+  prepare_from_device, what the runtime uses per stream) with ``threads=1`` into a
   preallocated ``out`` (the runtime passes pooled buffers);
 * ``native xN``  the same with ``threads=N`` (default: all hardware threads);
+* ``func x1``    the plain functions to_device/from_device with ``threads=1`` (same kernels,
+  plus the per-call argument handling the prepared object does once);
 * ``numpy``      the reference (to_device_reference / from_device_reference);
 * ``memcpy``     ``np.copyto`` of the float32 tensor into a preallocated array.
 
@@ -107,26 +110,37 @@ def run_case(case: Case, threads: int, min_time: float, repeat: int) -> dict:
         out = np.empty(dev_shape, case.dtype)
 
         def ours(t: int) -> Callable[[], object]:
+            prepared = transforms.prepare_to_device(q, case.dtype, ho, do, x.shape, threads=t)
+            return lambda: prepared(x, out)
+
+        def func(t: int) -> Callable[[], object]:
             return lambda: transforms.to_device(x, q, case.dtype, ho, do, out=out, threads=t)
 
         def ref() -> object:
             return transforms.to_device_reference(x, q, case.dtype, ho, do)
 
         assert np.array_equal(ours(1)(), ref())
+        assert np.array_equal(func(1)(), ref())
     else:
         out = np.empty(x.shape, np.float32)
 
         def ours(t: int) -> Callable[[], object]:
+            prepared = transforms.prepare_from_device(q, case.dtype, ho, do, dev.shape, threads=t)
+            return lambda: prepared(dev, out)
+
+        def func(t: int) -> Callable[[], object]:
             return lambda: transforms.from_device(dev, q, ho, do, out=out, threads=t)
 
         def ref() -> object:
             return transforms.from_device_reference(dev, q, ho, do)
 
         assert np.array_equal(ours(1)().view(np.uint32), ref().view(np.uint32))
+        assert np.array_equal(func(1)().view(np.uint32), ref().view(np.uint32))
 
     copy_dst = np.empty_like(x)
     t_one = _time(ours(1), min_time, repeat)
     t_multi = _time(ours(threads), min_time, repeat)
+    t_func = _time(func(1), min_time, repeat)
     t_ref = _time(ref, min_time, repeat)
     t_copy = _time(lambda: np.copyto(copy_dst, x), min_time, repeat)
     nbytes = x.nbytes + dev.nbytes
@@ -143,6 +157,7 @@ def run_case(case: Case, threads: int, min_time: float, repeat: int) -> dict:
         "threads_used": used,
         "native_1t_s": t_one,
         "native_mt_s": t_multi,
+        "function_1t_s": t_func,
         "numpy_s": t_ref,
         "memcpy_s": t_copy,
         "native_1t_gbps": gbps(nbytes, t_one),
@@ -160,7 +175,7 @@ def print_table(rows: list[dict], threads: int) -> None:
     head = (
         f"{'case':<38} {'dir':<4} {'MB':>6} {'x1 GB/s':>8} {f'x{threads} GB/s':>9} "
         f"{'numpy':>7} {'memcpy':>7} {'x1/np':>6} {f'x{threads}/np':>6} {'x1/cpy':>6} "
-        f"{'us x1':>8}"
+        f"{'us x1':>8} {'us func':>8}"
     )
     print(head)
     print("-" * len(head))
@@ -170,7 +185,8 @@ def print_table(rows: list[dict], threads: int) -> None:
             f"{r['bytes'] / 1e6:>6.2f} {r['native_1t_gbps']:>8.1f} {r['native_mt_gbps']:>9.1f} "
             f"{r['numpy_gbps']:>7.2f} {r['memcpy_gbps']:>7.1f} "
             f"{r['speedup_vs_numpy_1t']:>5.1f}x {r['speedup_vs_numpy_mt']:>5.1f}x "
-            f"{r['fraction_of_memcpy_1t']:>6.2f} {r['native_1t_s'] * 1e6:>8.1f}"
+            f"{r['fraction_of_memcpy_1t']:>6.2f} {r['native_1t_s'] * 1e6:>8.2f} "
+            f"{r['function_1t_s'] * 1e6:>8.2f}"
         )
 
 

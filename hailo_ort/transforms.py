@@ -13,8 +13,10 @@ x86-64 and arm64; the native kernel defines it); +-inf are clipped to the limval
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
+from typing import Protocol
 
 import numpy as np
 
@@ -234,6 +236,140 @@ def from_device(
     if result is not None:
         return result
     return from_device_reference(q, quant, host_order, device_order, out)
+
+
+class Transform(Protocol):
+    """A prepared transform for one stream and one tensor shape (see :func:`prepare_to_device`).
+
+    ``transform(x, out=None)`` requires ``x`` to be exactly ``in_dtype`` / ``in_shape`` (and, on
+    the native path, C-contiguous and aligned; ``out`` exactly ``out_dtype`` / ``out_shape``,
+    writeable, not overlapping ``x``); anything else raises TypeError (dtype, not an array) or
+    ValueError (shape, layout). Returns ``out`` (a new array when None).
+    """
+
+    @property
+    def in_shape(self) -> tuple[int, ...]: ...
+    @property
+    def out_shape(self) -> tuple[int, ...]: ...
+    @property
+    def in_dtype(self) -> np.dtype: ...
+    @property
+    def out_dtype(self) -> np.dtype: ...
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray: ...
+
+
+class ReferenceTransform:
+    """:class:`Transform` running the numpy reference (no native module, NaN parameters, or
+    parameters the native kernel rejects); same checks on ``x`` and ``out``."""
+
+    def __init__(
+        self,
+        quantizes: bool,
+        quant: QuantInfo,
+        device_dtype: np.dtype,
+        host_order: str,
+        device_order: str,
+        in_shape: tuple[int, ...],
+    ) -> None:
+        self.quantizes = quantizes
+        self._quant = copy.deepcopy(quant)
+        self._host_order = host_order
+        self._device_order = device_order
+        self.in_shape = in_shape
+        ndim = len(in_shape)
+        perm = _perm(host_order, device_order, ndim)
+        if quantizes:
+            self.in_dtype, self.out_dtype = _F32, device_dtype
+            self.out_shape = tuple(in_shape[i] for i in perm)
+        else:
+            self.in_dtype, self.out_dtype = device_dtype, _F32
+            self.out_shape = tuple(in_shape[i] for i in _inverse(perm))
+        self._device_dtype = device_dtype
+
+    def _check(self, a: object, dtype: np.dtype, shape: tuple[int, ...], name: str) -> None:
+        what = "to_device" if self.quantizes else "from_device"
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{what}: {name} must be a numpy array, got {type(a).__name__}")
+        if a.dtype != dtype:
+            raise TypeError(f"{what}: {name} must be {dtype}{shape}, got {a.dtype}{a.shape}")
+        if a.shape != shape:
+            raise ValueError(f"{what}: {name} is {a.dtype}{a.shape}, expected shape {shape}")
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        self._check(x, self.in_dtype, self.in_shape, "input")
+        if out is not None:
+            self._check(out, self.out_dtype, self.out_shape, "out")
+            if not out.flags.writeable:
+                raise ValueError(
+                    f"{'to_device' if self.quantizes else 'from_device'}: out is read-only"
+                )
+        if self.quantizes:
+            return to_device_reference(
+                x, self._quant, self._device_dtype, self._host_order, self._device_order, out
+            )
+        return from_device_reference(x, self._quant, self._host_order, self._device_order, out)
+
+
+def _prepare(
+    quantizes: bool,
+    quant: QuantInfo,
+    device_dtype: str | np.dtype,
+    host_order: str,
+    device_order: str,
+    shape: tuple[int, ...] | list[int],
+    threads: int,
+) -> Transform:
+    what = "to_device" if quantizes else "from_device"
+    if threads < 0:
+        raise ValueError(f"{what}: threads must be >= 0 (0: automatic)")
+    dtype = _DEVICE_DTYPES.get(device_dtype) or np.dtype(device_dtype)
+    if dtype != _U8 and dtype != _U16:
+        raise TypeError(f"{what}: device dtype must be uint8 or uint16, got {dtype}")
+    in_shape = tuple(int(d) for d in shape)
+    if any(d < 0 for d in in_shape):
+        raise ValueError(f"{what}: negative dimension in shape {in_shape}")
+    _perm(host_order, device_order, len(in_shape))  # ValueError for an unknown layout pair
+    params = _native_params(quant) if HAS_NATIVE_TRANSFORMS else None
+    if params is not None:
+        try:
+            return _native.PreparedTransform(
+                quantizes, dtype.name, host_order, device_order, list(in_shape), *params, threads
+            )
+        except ValueError:
+            pass  # e.g. a per-feature list not matching the feature axis: the reference reports it
+    return ReferenceTransform(quantizes, quant, dtype, host_order, device_order, in_shape)
+
+
+def prepare_to_device(
+    quant: QuantInfo,
+    device_dtype: str | np.dtype,
+    host_order: str,
+    device_order: str,
+    host_shape: tuple[int, ...] | list[int],
+    *,
+    threads: int = 0,
+) -> Transform:
+    """A callable doing :func:`to_device` for float32 host tensors of exactly ``host_shape``.
+
+    Layout, kernel and per-feature tables are fixed once (``quant`` is copied: later edits to
+    it are not seen), so each call only checks its arrays. Native when possible (safe to call
+    from several threads at once), else a :class:`ReferenceTransform`.
+    """
+    return _prepare(True, quant, device_dtype, host_order, device_order, host_shape, threads)
+
+
+def prepare_from_device(
+    quant: QuantInfo,
+    device_dtype: str | np.dtype,
+    host_order: str,
+    device_order: str,
+    device_shape: tuple[int, ...] | list[int],
+    *,
+    threads: int = 0,
+) -> Transform:
+    """A callable doing :func:`from_device` for ``device_dtype`` device tensors of exactly
+    ``device_shape``; as :func:`prepare_to_device`."""
+    return _prepare(False, quant, device_dtype, host_order, device_order, device_shape, threads)
 
 
 def to_device_reference(

@@ -37,6 +37,7 @@ assert native.__file__.startswith(sys.argv[1]), native.__file__
 import pytest  # noqa: E402
 
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "tests/test_native_transforms.py",
+                      "tests/test_prepared_transforms.py",
                       "tests/test_buffer_pool.py", "tests/test_native_buffers.py",
                       "tests/test_runtime_plan.py", "tests/test_pipelining.py"]))
 PY

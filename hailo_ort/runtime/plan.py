@@ -313,6 +313,8 @@ class DeviceStep:
         self._fallback_lock = threading.Lock()
         self._pool = _BufferPool()
         self.timer: StageTimer | None = None
+        # Prepared transforms per (direction, vstream, shape): checked and planned once.
+        self._transforms: dict[tuple[bool, str, tuple[int, ...]], transforms.Transform] = {}
 
     # -- CPU fallback ---------------------------------------------------------------------
     def _fallback_session(self) -> Any:
@@ -332,9 +334,25 @@ class DeviceStep:
         raw = np.dtype(spec.dtype) == np.dtype(spec.device_dtype)
         quant = _raw_quant(spec.device_dtype) if raw else spec.quant
         host = x if x.ndim == len(shape) else x.reshape((frames, *spec.shape[1:]))
-        return transforms.to_device(
-            host, quant, spec.device_dtype, spec.host_order, spec.device_order, out=buf
-        )
+        try:
+            return self._transform(True, spec, quant, host.shape)(host, buf)
+        except (TypeError, ValueError):  # another dtype, strided, a wrong shape: general path
+            return transforms.to_device(
+                host, quant, spec.device_dtype, spec.host_order, spec.device_order, out=buf
+            )
+
+    def _transform(
+        self, quantizes: bool, spec: StreamSpec, quant: QuantInfo, shape: tuple[int, ...]
+    ) -> transforms.Transform:
+        key = (quantizes, spec.vstream, tuple(shape))
+        prepared = self._transforms.get(key)
+        if prepared is None:
+            if len(self._transforms) >= 64:  # many batch sizes: keep the cache bounded
+                self._transforms.clear()
+            prepare = transforms.prepare_to_device if quantizes else transforms.prepare_from_device
+            prepared = prepare(quant, spec.device_dtype, spec.host_order, spec.device_order, shape)
+            self._transforms[key] = prepared
+        return prepared
 
     def _from_device(self, spec: StreamSpec, q: np.ndarray, frames: int) -> np.ndarray:
         want = (frames, *spec.device_shape[1:])
@@ -345,7 +363,10 @@ class DeviceStep:
             )
         raw = np.dtype(spec.dtype) == np.dtype(spec.device_dtype)
         quant = _raw_quant(spec.device_dtype) if raw else spec.quant
-        y = transforms.from_device(q, quant, spec.host_order, spec.device_order)
+        try:
+            y = self._transform(False, spec, quant, want)(q)
+        except (TypeError, ValueError):  # a strided or misaligned device buffer: general path
+            y = transforms.from_device(q, quant, spec.host_order, spec.device_order)
         if raw:
             y = y.astype(spec.device_dtype)
         host_shape = (frames, *spec.shape[1:])

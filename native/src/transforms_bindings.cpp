@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bindings.hpp"
@@ -280,6 +281,161 @@ std::vector<py::ssize_t> device_shape(const std::vector<py::ssize_t>& host_shape
   return plan(host_shape, host_order, device_order, true).out_shape;
 }
 
+
+// Arrays above this many bytes (input + output) run with the GIL released; below, releasing
+// and re-taking it costs more than the kernel.
+constexpr std::size_t kReleaseGilBytes = 64 * 1024;
+
+// One stream's transform with everything but the data fixed: layout plan, kernel geometry,
+// owned copies of the quantization parameters, shapes and dtypes of both sides. Immutable
+// after construction, so one object may be called from several threads at once.
+class PreparedTransform {
+ public:
+  PreparedTransform(bool quantize, const std::string& device_dtype,
+                    const std::string& host_order, const std::string& device_order,
+                    const std::vector<py::ssize_t>& in_shape,
+                    const ParamArray& scales, const ParamArray& zps, float limvals_min,
+                    float limvals_max, int threads)
+      : quantize_(quantize), threads_(threads), in_shape_(in_shape) {
+    check_threads(threads);
+    what_ = quantize ? "to_device" : "from_device";
+    if (device_dtype == "uint8") {
+      u16_ = false;
+    } else if (device_dtype == "uint16") {
+      u16_ = true;
+    } else {
+      throw py::type_error(what_ + ": device dtype must be uint8 or uint16, got " + device_dtype);
+    }
+    for (py::ssize_t d : in_shape) {
+      if (d < 0) throw py::value_error(what_ + ": negative dimension in shape");
+    }
+    const Layout L = plan(in_shape, host_order, device_order, quantize);
+    geometry_ = L.geometry;
+    out_shape_ = L.out_shape;
+    const Params p = params(scales, zps, L, what_);
+    scales_.assign(p.q.scales, p.q.scales + p.q.count);
+    zps_.assign(p.q.zps, p.q.zps + p.q.count);
+    feature_ = p.feature;
+    q_.count = p.q.count;
+    q_.scales = scales_.data();
+    q_.zps = zps_.data();
+    q_.limvals_min = limvals_min;
+    q_.limvals_max = limvals_max;
+    std::size_t n = 1;
+    for (py::ssize_t d : in_shape) n *= static_cast<std::size_t>(d);
+    const std::size_t int_bytes = u16_ ? 2 : 1;
+    in_nbytes_ = n * (quantize ? sizeof(float) : int_bytes);
+    out_nbytes_ = n * (quantize ? int_bytes : sizeof(float));
+    in_dtype_ = quantize ? py::dtype::of<float>() : int_dtype();
+    out_dtype_ = quantize ? int_dtype() : py::dtype::of<float>();
+  }
+
+  py::object call(py::handle x_obj, py::handle out_obj) const {
+    // No std::string or empty array is built on the success path: each costs ~10% of a call.
+    const py::array x = array_arg(x_obj, "input");
+    check_array(x, in_dtype_, in_shape_, "input", false);
+    py::object result;
+    void* dst = nullptr;
+    if (out_obj.is_none()) {
+      py::array fresh(out_dtype_, out_shape_);
+      dst = fresh.mutable_data();
+      result = std::move(fresh);
+    } else {
+      py::array out = array_arg(out_obj, "out");
+      check_array(out, out_dtype_, out_shape_, "out", true);
+      disjoint(x, out, what_, true);
+      dst = out.mutable_data();
+      result = py::reinterpret_borrow<py::object>(out_obj);
+    }
+    const void* src = x.data();
+    if (in_nbytes_ + out_nbytes_ >= kReleaseGilBytes) {
+      py::gil_scoped_release release;
+      run(src, dst);
+    } else {
+      run(src, dst);
+    }
+    return result;
+  }
+
+  py::tuple in_shape() const { return shape_tuple(in_shape_); }
+  py::tuple out_shape() const { return shape_tuple(out_shape_); }
+  py::dtype in_dtype() const { return in_dtype_; }
+  py::dtype out_dtype() const { return out_dtype_; }
+  bool quantizes() const { return quantize_; }
+
+ private:
+  // `obj` as an array (a borrowed view of the same handle), or TypeError.
+  py::array array_arg(py::handle obj, const char* name) const {
+    if (!py::isinstance<py::array>(obj)) {
+      throw py::type_error(what_ + ": " + name + " must be a numpy array, got " +
+                           py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+    }
+    return py::reinterpret_borrow<py::array>(obj);
+  }
+
+  py::dtype int_dtype() const {
+    return u16_ ? py::dtype::of<std::uint16_t>() : py::dtype::of<std::uint8_t>();
+  }
+
+  static py::tuple shape_tuple(const std::vector<py::ssize_t>& shape) {
+    py::tuple t(shape.size());
+    for (std::size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
+    return t;
+  }
+
+  void check_array(const py::array& a, const py::dtype& dtype,
+                   const std::vector<py::ssize_t>& shape, const char* name,
+                   bool writeable) const {
+    if (!a.dtype().is(dtype) && !a.dtype().equal(dtype)) {
+      throw py::type_error(what_ + ": " + name + " must be " +
+                           py::str(dtype).cast<std::string>() + shape_str(shape) + ", got " +
+                           describe(a));
+    }
+    bool same = static_cast<std::size_t>(a.ndim()) == shape.size();
+    for (std::size_t i = 0; same && i < shape.size(); ++i) same = a.shape(i) == shape[i];
+    if (!same) {
+      throw py::value_error(what_ + ": " + name + " is " + describe(a) + ", expected shape " +
+                            shape_str(shape));
+    }
+    const char* problem = layout_problem(a, writeable);
+    if (problem != nullptr) throw py::value_error(what_ + ": " + name + problem);
+  }
+
+  void run(const void* src, void* dst) const {
+    if (quantize_) {
+      const auto* in = static_cast<const float*>(src);
+      if (u16_) {
+        quantize_transform(in, static_cast<std::uint16_t*>(dst), geometry_, feature_, q_,
+                           threads_);
+      } else {
+        quantize_transform(in, static_cast<std::uint8_t*>(dst), geometry_, feature_, q_,
+                           threads_);
+      }
+    } else {
+      auto* out = static_cast<float*>(dst);
+      if (u16_) {
+        dequantize_transform(static_cast<const std::uint16_t*>(src), out, geometry_, feature_, q_,
+                             threads_);
+      } else {
+        dequantize_transform(static_cast<const std::uint8_t*>(src), out, geometry_, feature_, q_,
+                             threads_);
+      }
+    }
+  }
+
+  bool quantize_;
+  bool u16_ = false;
+  int threads_;
+  std::string what_;
+  std::vector<py::ssize_t> in_shape_, out_shape_;
+  BlockTranspose geometry_;
+  FeatureAxis feature_ = FeatureAxis::kNone;
+  std::vector<float> scales_, zps_;
+  QuantParams q_;
+  std::size_t in_nbytes_ = 0, out_nbytes_ = 0;
+  py::dtype in_dtype_, out_dtype_;
+};
+
 }  // namespace
 
 void register_transforms(py::module_& m) {
@@ -297,6 +453,24 @@ void register_transforms(py::module_& m) {
         py::arg("strict") = true,
         "Dequantize uint8/uint16 `q` (device layout) into float32 `out` (host layout) in one pass: "
         "(q - zp) * scale. Releases the GIL. `strict` as for to_device.");
+  py::class_<PreparedTransform>(m, "PreparedTransform",
+                                "One stream's fused transform with its parameters, layout and "
+                                "shapes fixed (see hailo_ort.transforms.prepare_to_device).")
+      .def(py::init<bool, const std::string&, const std::string&, const std::string&,
+                    const std::vector<py::ssize_t>&, const ParamArray&, const ParamArray&, float,
+                    float, int>(),
+           py::arg("quantize"), py::arg("device_dtype"), py::arg("host_order"),
+           py::arg("device_order"), py::arg("in_shape"), py::arg("scales"), py::arg("zps"),
+           py::arg("limvals_min") = 0.0f, py::arg("limvals_max") = 0.0f, py::arg("threads") = 0)
+      .def("__call__", &PreparedTransform::call, py::arg("x"), py::arg("out") = py::none(),
+           "Transform `x` (exactly in_dtype/in_shape, C-contiguous, aligned) into `out` (exactly "
+           "out_dtype/out_shape, C-contiguous, aligned, writeable, not overlapping x; None: a new "
+           "array) and return out. The GIL is released for large tensors only.")
+      .def_property_readonly("in_shape", &PreparedTransform::in_shape)
+      .def_property_readonly("out_shape", &PreparedTransform::out_shape)
+      .def_property_readonly("in_dtype", &PreparedTransform::in_dtype)
+      .def_property_readonly("out_dtype", &PreparedTransform::out_dtype)
+      .def_property_readonly("quantizes", &PreparedTransform::quantizes);
   m.def("device_shape", &device_shape, py::arg("host_shape"), py::arg("host_order"),
         py::arg("device_order"), "Shape of the device tensor for a host tensor of this shape.");
   m.def(
