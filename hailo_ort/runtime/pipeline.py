@@ -320,6 +320,11 @@ class Pipeline:
         return split
 
     # ---- shutdown ------------------------------------------------------------------------
+    def on_worker_thread(self) -> bool:
+        """Whether the calling thread is one of this pipeline's stage threads."""
+        current = threading.current_thread()
+        return any(current is t for s in self._stages for t in s.threads)
+
     @property
     def alive(self) -> bool:
         """Whether every stage thread is still running (False after close)."""

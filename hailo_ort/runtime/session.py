@@ -493,6 +493,10 @@ class InferenceSession:
         """Compute the outputs ``output_names`` (all when None) for ``input_feed``."""
         frames = self._frames_to_split(input_feed)
         if frames is not None:
+            pipeline = self._pipeline
+            if self._plan is not None and not (pipeline and pipeline.on_worker_thread()):
+                return self._run_frames_pipelined(frames, output_names, input_feed, run_options)
+            # no plan, or called from a run_async callback (it must not wait on its own thread)
             return self._run_per_frame(frames, output_names, input_feed, run_options)
         plan = self._plan
         if plan is None:
@@ -554,6 +558,53 @@ class InferenceSession:
         ]
         return [np.concatenate(parts, axis=0) for parts in zip(*per_frame)]
 
+    def _run_frames_pipelined(
+        self,
+        frames: int,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        run_options: onnxruntime.RunOptions | None,
+    ) -> list[Any]:
+        """Run ``frames`` frames through the session's pipeline and wait for all of them."""
+        pipeline, gather = self._submit_frames(
+            frames, output_names, input_feed, run_options, lambda outputs, error: None
+        )
+        while not gather.done.wait(0.5):
+            if not pipeline.alive and not gather.done.is_set():
+                raise HailoOrtError("the session's pipeline stopped (session closed)")
+        if gather.error is not None:
+            raise gather.error
+        return gather.outputs  # type: ignore[return-value]
+
+    def _submit_frames(
+        self,
+        frames: int,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        run_options: onnxruntime.RunOptions | None,
+        on_done: Callable[[list[Any] | None, BaseException | None], None],
+    ) -> tuple[Pipeline, _FrameGather]:
+        """Queue each of the ``frames`` frames of ``input_feed`` as its own pipeline request.
+
+        Bad feeds raise here. When the last frame is done, ``on_done(outputs, error)`` runs
+        once (on a pipeline thread): the outputs concatenated in frame order, or the error of
+        the first failed frame (never partial outputs).
+        """
+        plan = self._plan
+        assert plan is not None
+        names, feeds = self._check(output_names, input_feed)
+        pipeline = self._shared_pipeline(plan)
+        gather = _FrameGather(frames, on_done)
+        for i in range(frames):
+            frame = {k: (v[i : i + 1] if k in self._batch_inputs else v) for k, v in feeds.items()}
+            try:
+                pipeline.submit(Job(frame, names, gather.done_for(i), run_options))
+            except Exception as exc:  # the pipeline closed meanwhile: the rest fail
+                for j in range(i, frames):
+                    gather.done_for(j)(None, exc)
+                break
+        return pipeline, gather
+
     def _run_to_callback(
         self,
         output_names: Sequence[str] | None,
@@ -578,7 +629,18 @@ class InferenceSession:
         run_options: onnxruntime.RunOptions | None = None,
     ) -> None:
         """Run in the background; ``callback(outputs, user_data, error_message)`` when done."""
-        if self._frames_to_split(input_feed) is not None:
+        frames = self._frames_to_split(input_feed)
+        if frames is not None and self._plan is not None:
+
+            def gathered(outputs: list[Any] | None, error: BaseException | None) -> None:
+                if error is not None:
+                    callback([], user_data, str(error))
+                else:
+                    callback(outputs, user_data, "")
+
+            self._submit_frames(frames, output_names, input_feed, run_options, gathered)
+            return
+        if frames is not None:
             threading.Thread(
                 target=self._run_to_callback,
                 args=(output_names, input_feed, callback, user_data, run_options),
@@ -879,6 +941,45 @@ class InferenceSession:
         if ort is not None and ort is not _CLOSED and not name.startswith("__"):
             return getattr(ort, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class _FrameGather:
+    """Collects the per-frame results of one N-frame request (see ``_submit_frames``)."""
+
+    def __init__(
+        self, frames: int, on_done: Callable[[list[Any] | None, BaseException | None], None]
+    ) -> None:
+        self._results: list[list[Any] | None] = [None] * frames
+        self._errors: list[BaseException | None] = [None] * frames
+        self._left = frames
+        self._lock = threading.Lock()
+        self._on_done = on_done
+        self.done = threading.Event()
+        self.outputs: list[Any] | None = None
+        self.error: BaseException | None = None
+
+    def done_for(self, index: int) -> Callable[[list[Any] | None, BaseException | None], None]:
+        def done(outputs: list[Any] | None, error: BaseException | None) -> None:
+            with self._lock:
+                self._results[index], self._errors[index] = outputs, error
+                self._left -= 1
+                if self._left:
+                    return
+            self._finish()
+
+        return done
+
+    def _finish(self) -> None:
+        self.error = next((e for e in self._errors if e is not None), None)
+        if self.error is None:
+            try:
+                parts = zip(*self._results)  # type: ignore[misc]
+                self.outputs = [np.concatenate(p, axis=0) for p in parts]
+            except Exception as exc:  # outputs that do not stack along axis 0
+                self.error = exc
+        self._results = []
+        self.done.set()
+        self._on_done(self.outputs, self.error)
 
 
 class _ClosedSession:
