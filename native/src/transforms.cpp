@@ -103,17 +103,17 @@ void parallel_for(std::size_t units, int threads, const F& fn) {
 
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 
-// Per-feature arrays repeated to a whole number of periods of at least ~1024 elements, so the
-// identity path with few features (e.g. C=3) still runs long vectorisable loops.
+// Per-feature arrays repeated `rows` times (features with period `period`), so one call can
+// quantize or dequantize a whole block whose features repeat.
 struct Expanded {
   std::vector<float> scales, zps;
   std::size_t rows_per_group = 1;
 };
 
-Expanded expand(const QuantParams& p, std::size_t period) {
+Expanded repeat_features(const QuantParams& p, std::size_t period, std::size_t rows) {
   Expanded e;
-  e.rows_per_group = std::max<std::size_t>(1, ceil_div(1024, period));
-  const std::size_t len = e.rows_per_group * period;
+  e.rows_per_group = rows;
+  const std::size_t len = rows * period;
   e.scales.resize(len);
   e.zps.resize(len);
   for (std::size_t i = 0; i < len; ++i) {
@@ -121,6 +121,12 @@ Expanded expand(const QuantParams& p, std::size_t period) {
     e.zps[i] = p.zps[i % period];
   }
   return e;
+}
+
+// Repeated to a whole number of periods of at least ~1024 elements, so the identity path with
+// few features (e.g. C=3) still runs long vectorisable loops.
+Expanded expand(const QuantParams& p, std::size_t period) {
+  return repeat_features(p, period, std::max<std::size_t>(1, ceil_div(1024, period)));
 }
 
 void check(const BlockTranspose& g, FeatureAxis feature, const QuantParams& p, bool quantize) {
@@ -294,15 +300,8 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
   const std::size_t units = B * nR * nS;
   // A tile spanning every s reads one contiguous block: quantize it in one call (features on s
   // repeat with period S, so they are laid out for a whole tile).
-  std::vector<float> block_scales, block_zps;
-  if (nS == 1 && feature == FeatureAxis::kS) {
-    block_scales.resize(TR * S);
-    block_zps.resize(TR * S);
-    for (std::size_t i = 0; i < TR * S; ++i) {
-      block_scales[i] = p.scales[i % S];
-      block_zps[i] = p.zps[i % S];
-    }
-  }
+  const Expanded block =
+      nS == 1 && feature == FeatureAxis::kS ? repeat_features(p, S, TR) : Expanded{};
   parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
     T tile[kTileRows * kTileRun];
     for (std::size_t u = u0; u < u1; ++u) {
@@ -314,7 +313,7 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
         const float* src = in + (b * R + r0) * S * K;
         const std::size_t n = (r1 - r0) * run;
         if (feature == FeatureAxis::kS) {  // K == 1 (checked)
-          k.quantize_pf(src, tile, n, block_scales.data(), block_zps.data(), lo, hi);
+          k.quantize_pf(src, tile, n, block.scales.data(), block.zps.data(), lo, hi);
         } else {
           k.quantize(src, tile, n, p.scales[0], p.zps[0], lo, hi);
         }
@@ -468,15 +467,8 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
   const std::size_t units = B * nR * nS;
   // A tile spanning every r writes one contiguous block: dequantize it in one call (features
   // on r repeat with period R, so they are laid out for a whole tile).
-  std::vector<float> block_scales, block_zps;
-  if (nR == 1 && feature == FeatureAxis::kR) {
-    block_scales.resize(TS * R);
-    block_zps.resize(TS * R);
-    for (std::size_t i = 0; i < TS * R; ++i) {
-      block_scales[i] = p.scales[i % R];
-      block_zps[i] = p.zps[i % R];
-    }
-  }
+  const Expanded block =
+      nR == 1 && feature == FeatureAxis::kR ? repeat_features(p, R, TS) : Expanded{};
   parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
     T tile[kTileRows * kTileRun];
     for (std::size_t u = u0; u < u1; ++u) {
@@ -498,7 +490,7 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
       if (nR == 1 && feature != FeatureAxis::kS) {
         float* dst = out + (b * S + s0) * R * K;
         if (feature == FeatureAxis::kR) {  // K == 1 (checked)
-          k.dequantize_pf(tile, dst, ns * run, block_scales.data(), block_zps.data());
+          k.dequantize_pf(tile, dst, ns * run, block.scales.data(), block.zps.data());
         } else {
           k.dequantize(tile, dst, ns * run, p.scales[0], p.zps[0]);
         }
