@@ -142,13 +142,11 @@ def _to_device_native(
         return None
     if type(x) is not np.ndarray or x.dtype != _F32:
         x = np.asarray(x, dtype=np.float32)
-    if out is None:
-        perm = _perm(host_order, device_order, x.ndim)
-        out = np.empty(tuple([x.shape[i] for i in perm]), dtype=dtype)
-    elif out.dtype != dtype:
-        perm = _perm(host_order, device_order, x.ndim)
-        shape = tuple([x.shape[i] for i in perm])
-        raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {dtype}{shape}")
+    if out is None or out.dtype != dtype:
+        shape = tuple([x.shape[i] for i in _perm(host_order, device_order, x.ndim)])
+        if out is not None:
+            raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {dtype}{shape}")
+        out = np.empty(shape, dtype=dtype)
     # The native call checks the rest (out's shape: ValueError "... expected shape ...") and,
     # non-strict, returns False for a layout it cannot use instead of raising.
     if _native.to_device(x, out, host_order, device_order, *params, threads, False):
@@ -176,13 +174,11 @@ def _from_device_native(
     params = _native_params(quant)
     if params is None:
         return None
-    if out is None:
-        perm = _inverse(_perm(host_order, device_order, q.ndim))
-        out = np.empty(tuple([q.shape[i] for i in perm]), dtype=np.float32)
-    elif out.dtype != _F32:
-        perm = _inverse(_perm(host_order, device_order, q.ndim))
-        shape = tuple([q.shape[i] for i in perm])
-        raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected float32{shape}")
+    if out is None or out.dtype != _F32:
+        shape = tuple([q.shape[i] for i in _inverse(_perm(host_order, device_order, q.ndim))])
+        if out is not None:
+            raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected float32{shape}")
+        out = np.empty(shape, dtype=np.float32)
     scales, zps = params[0], params[1]
     if _native.from_device(q, out, host_order, device_order, scales, zps, threads, False):
         return out
@@ -372,6 +368,16 @@ def prepare_from_device(
     return _prepare(False, quant, device_dtype, host_order, device_order, device_shape, threads)
 
 
+def _copy_into(out: np.ndarray, result: np.ndarray, what: str) -> np.ndarray:
+    """Copy a reference result into the caller's ``out`` after checking it matches."""
+    if out.shape != result.shape or out.dtype != result.dtype:
+        raise ValueError(
+            f"{what}: out is {out.dtype}{out.shape}, expected {result.dtype}{result.shape}"
+        )
+    np.copyto(out, result)
+    return out
+
+
 def to_device_reference(
     x: np.ndarray,
     quant: QuantInfo,
@@ -386,10 +392,7 @@ def to_device_reference(
     q = quantize(moved, quant, device_dtype, feature_axis=_feature_axis(device_order, x.ndim))
     if out is None:
         return np.ascontiguousarray(q)
-    if out.shape != q.shape or out.dtype != q.dtype:
-        raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {q.dtype}{q.shape}")
-    np.copyto(out, q)
-    return out
+    return _copy_into(out, q, "to_device")
 
 
 def from_device_reference(
@@ -405,7 +408,4 @@ def from_device_reference(
     y = np.ascontiguousarray(np.transpose(x, perm))
     if out is None:
         return y
-    if out.shape != y.shape or out.dtype != y.dtype:
-        raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected {y.dtype}{y.shape}")
-    np.copyto(out, y)
-    return out
+    return _copy_into(out, y, "from_device")
