@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+import hailo_ort
+
+
+def compile_emulated(model: onnx.ModelProto, **kwargs: Any) -> Any:
+    """``hailo_ort.compile`` with the emulate backend and random calibration, uncached."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return hailo_ort.compile(
+            model,
+            "hailo8",
+            calibration="random",
+            backend="emulate",
+            progress=False,
+            cache=False,
+            **kwargs,
+        )
+
+
+def emulator(model: bytes, **options: Any) -> hailo_ort.InferenceSession:
+    """A session on the emulator device with the given HailoExecutionProvider options."""
+    return hailo_ort.InferenceSession(
+        model,
+        providers=[
+            ("HailoExecutionProvider", {"device": "emulator", **options}),
+            "CPUExecutionProvider",
+        ],
+    )
 
 
 def two_partition_model() -> onnx.ModelProto:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import warnings
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from pipeline_models import compile_emulated, emulator
 from test_pipelining import _fail_on_constant_frames, _RecordingClock
 
 import hailo_ort
@@ -61,29 +61,9 @@ def dynamic_two_partition_model() -> onnx.ModelProto:
 
 @pytest.fixture(scope="module")
 def compiled() -> bytes:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = hailo_ort.compile(
-            dynamic_two_partition_model(),
-            "hailo8",
-            calibration="random",
-            backend="emulate",
-            input_shapes={"x": [1, 3, 32, 32]},
-            progress=False,
-            cache=False,
-        )
+    result = compile_emulated(dynamic_two_partition_model(), input_shapes={"x": [1, 3, 32, 32]})
     assert "dynamic batch dim (N) is kept" in result.summary
     return result.model.SerializeToString()
-
-
-def emulator(model: bytes, **options) -> hailo_ort.InferenceSession:
-    return hailo_ort.InferenceSession(
-        model,
-        providers=[
-            ("HailoExecutionProvider", {"device": "emulator", **options}),
-            "CPUExecutionProvider",
-        ],
-    )
 
 
 def frames(n: int, seed: int = 3) -> np.ndarray:

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import onnxruntime
 import pytest
-from pipeline_models import two_partition_model
+from pipeline_models import compile_emulated, emulator, two_partition_model
 
 import hailo_ort
 from hailo_ort.errors import DeviceError, HailoOrtError
@@ -17,29 +17,7 @@ from hailo_ort.runtime.devices.emulator import EmulatedPartition
 
 @pytest.fixture(scope="module")
 def compiled() -> bytes:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = hailo_ort.compile(
-            two_partition_model(),
-            "hailo8",
-            calibration="random",
-            backend="emulate",
-            progress=False,
-            cache=False,
-        )
-    return result.model.SerializeToString()
-
-
-def emulator(model: bytes, **options) -> hailo_ort.InferenceSession:
-    return hailo_ort.InferenceSession(
-        model,
-        providers=[
-            ("HailoExecutionProvider", {"device": "emulator", **options}),
-            "CPUExecutionProvider",
-        ],
-    )
+    return compile_emulated(two_partition_model()).model.SerializeToString()
 
 
 def feeds(n: int, seed: int = 3) -> list[dict[str, np.ndarray]]:
