@@ -537,6 +537,10 @@ class InferenceSession:
         n = frames.pop()
         return n if n > 1 else None
 
+    def _frame(self, feed: Mapping[str, Any], i: int) -> dict[str, Any]:
+        """Frame ``i`` of a dynamic-batch feed (inputs without the batch dim pass as they are)."""
+        return {k: (v[i : i + 1] if k in self._batch_inputs else v) for k, v in feed.items()}
+
     def _run_per_frame(
         self,
         frames: int,
@@ -549,12 +553,7 @@ class InferenceSession:
             for k, v in input_feed.items()
         }
         per_frame = [
-            self.run(
-                output_names,
-                {k: (v[i : i + 1] if k in self._batch_inputs else v) for k, v in feed.items()},
-                run_options,
-            )
-            for i in range(frames)
+            self.run(output_names, self._frame(feed, i), run_options) for i in range(frames)
         ]
         return [np.concatenate(parts, axis=0) for parts in zip(*per_frame)]
 
@@ -596,9 +595,8 @@ class InferenceSession:
         pipeline = self._shared_pipeline(plan)
         gather = _FrameGather(frames, on_done)
         for i in range(frames):
-            frame = {k: (v[i : i + 1] if k in self._batch_inputs else v) for k, v in feeds.items()}
             try:
-                pipeline.submit(Job(frame, names, gather.done_for(i), run_options))
+                pipeline.submit(Job(self._frame(feeds, i), names, gather.done_for(i), run_options))
             except Exception as exc:  # the pipeline closed meanwhile: the rest fail
                 for j in range(i, frames):
                     gather.done_for(j)(None, exc)
