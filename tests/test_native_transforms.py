@@ -590,3 +590,64 @@ def test_per_feature_parameters_edited_in_place_are_used():
     q.limvals_max = 5.0
     check()
     assert from_device(dev, q)[0, 2, 0, 0] == (float(dev[0, 0, 0, 2]) - 90.0) * np.float32(0.125)
+
+
+# Scales a reciprocal gets wrong most easily (1/255, 0.1, significands of all ones, the bounds of
+# the reciprocal path and just beyond them) and random ones over many decades.
+_RECIPROCAL_SCALES = [
+    1 / 255,
+    0.1,
+    np.nextafter(np.float32(2.0), np.float32(0.0)),
+    np.nextafter(np.float32(1.0), np.float32(2.0)),
+    16777215.0 * 2.0**-40,
+    2.0**-30,
+    2.0**-31,
+    2.0**30,
+    2.0**31,
+    *np.random.default_rng(3).uniform(-9.0, 4.0, 12).round(6),
+]
+
+
+def _near_thresholds(rng: np.random.Generator, scale: float, zp: float, qmax: float, n: int):
+    """float32 values a few ulps either side of where x / scale + zp crosses k + 0.5, tiny values
+    around 2^-70 (where the FMA remainder underflows) and subnormals, signed zeros."""
+    k = rng.integers(-3, int(qmax) + 3, size=n)
+    t = ((k + 0.5 - zp) * np.float64(scale)).astype(np.float32)
+    t = t[np.isfinite(t) & (t != 0)]
+    near = (t.view(np.int32) + rng.integers(-4, 5, size=t.size).astype(np.int32)).view(np.float32)
+    tiny = (rng.uniform(-1, 1, n) * 2.0 ** rng.uniform(-80, -60, n)).astype(np.float32)
+    sub = (rng.integers(0, 2**32, n, dtype=np.uint32) & np.uint32(0x807FFFFF)).view(np.float32)
+    x = np.concatenate([near, tiny, sub, np.float32([0.0, -0.0])])
+    return x[np.isfinite(x)]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("scale", _RECIPROCAL_SCALES)
+@pytest.mark.parametrize("zp", [0.0, 3.0, 128.0, 0.5, 2.0**-11])
+def test_quantize_matches_the_true_division_at_rounding_boundaries(kernel_set, dtype, scale, zp):
+    """Where the kernels divide by a corrected reciprocal (AVX2 / AVX-512), every value next to a
+    rounding boundary and every tiny value quantizes as with the reference's true division: flat,
+    3 planes interleaved and interleaved into 3 planes (the three kernels that use it)."""
+    scale = float(np.float32(scale if scale > 0 else 10.0**scale))
+    qmax = float(np.iinfo(np.dtype(dtype)).max)
+    rng = np.random.default_rng(int(scale * 1e6) % 2**31 + int(zp * 8))
+    x = _near_thresholds(rng, scale, zp, qmax, 3000)
+    x = x[: x.size - x.size % 3]
+    # limvals around the whole range: the clip at lo yields 0 (left out by the kernels) unless
+    # zp is large; a second pair clips inside the range
+    for lo, hi in [
+        ((-zp - 5) * scale, (qmax + 5 - zp) * scale),
+        (-0.25 * scale, 0.75 * qmax * scale),
+    ]:
+        q = QuantInfo(zp=zp, scale=scale, limvals_min=lo, limvals_max=hi)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for host, device, shape in [
+                ("NC", "NC", (1, x.size)),
+                ("NCHW", "NHWC", (1, 3, 1, x.size // 3)),
+                ("NHWC", "NHCW", (1, 1, x.size // 3, 3)),
+            ]:
+                xs = x.reshape(shape)
+                expected = to_device_reference(xs, q, dtype, host, device)
+                got = to_device(xs, q, dtype, host, device, threads=1)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{host}->{device}")

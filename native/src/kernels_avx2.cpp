@@ -1,5 +1,5 @@
-// The kernels built with AVX2 (CMake adds -mavx2 to this file on x86-64); used only when the
-// CPU and OS support AVX2.
+// The kernels built with AVX2 and FMA (CMake adds -mavx2 -mfma to this file on x86-64); used
+// only when the CPU and OS support both.
 #include "kernels.hpp"
 
 #if defined(HAILO_ORT_HAVE_AVX2)

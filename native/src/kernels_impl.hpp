@@ -9,9 +9,9 @@
 // intrinsics (per the flags of the including file); the rest is left to the auto-vectoriser.
 // With AVX2/AVX-512 and parameters that bound |x / scale + zp| below 2^30 (RoundLanes), the
 // clamp and the 2^23 rounding become a round-to-nearest-even conversion and the saturating
-// narrowing of the store. The division stays: on the development CPU (AMD EPYC, AVX-512) the
-// quantize loop runs at the division's throughput, and a reciprocal with the tie check that
-// exactness needs costs as many vector-adder operations as the division saves.
+// narrowing of the store. Where the scale and zero point allow (reciprocal_exact), the division
+// is Markstein's reciprocal product corrected by one FMA, which yields the very quotient of the
+// division (the divider's throughput bounded the loop: 1.5x slower on the development CPU).
 // AVX-512 also has layout kernels without a tile: 3 planes <-> interleaved triples (quantize3,
 // deinterleave3: VBMI/BW permutes) and transposing dequantize (dequantize_t64: 16 x 16 byte
 // transposes in each 128-bit lane, converted and stored straight to the output rows).
@@ -150,10 +150,65 @@ struct ExactLanes {
 // which saturates to 0 like the reference's NaN. When round(lo / scale + zp) <= 0 (the clip at
 // lo can only give 0) the clip at lo is left out: every x < lo also gives 0 (the map is monotone
 // for scale > 0; -inf converts to INT32_MIN).
+// The division by the scale, as the reference does it (a true division), or, where
+// reciprocal_exact allows, as Markstein's corrected reciprocal: q = x * r with r = RN(1 / s),
+// then q + (x - q * s) * r with the remainder exact in one FMA; that is RN(x / s) whenever the
+// remainder does not underflow (|x| >= 2^-70 here), and costs three FMA-unit operations instead
+// of the divider's much lower throughput.
+struct TrueDivision {
+  VecF s;
+  VecF operator()(VecF v) const { return vdiv(v, s); }
+};
+
+#if defined(__AVX512F__) || defined(__FMA__)
+#define HAILO_KERNELS_HAVE_FMA 1
+struct CorrectedReciprocal {
+  VecF s, r;
+  VecF operator()(VecF v) const {
+#if defined(__AVX512F__)
+    const VecF q = _mm512_mul_ps(v, r);
+    return _mm512_fmadd_ps(_mm512_fnmadd_ps(q, s, v), r, q);
+#else
+    const VecF q = _mm256_mul_ps(v, r);
+    return _mm256_fmadd_ps(_mm256_fnmadd_ps(q, s, v), r, q);
+#endif
+  }
+};
+#else
+#define HAILO_KERNELS_HAVE_FMA 0
+#endif
+
+// True when the corrected reciprocal gives the quantized values of the true division for every
+// input (in the domain round_saturate_ok admits): with 2^-30 <= scale <= 2^30, an x with
+// |x| >= 2^-70 has a normal quotient and an exact FMA remainder, so the two quotients are
+// equal; a smaller x has both quotients below 2^-40 in magnitude, which round to 0 with zp == 0
+// and vanish in the sum with |zp| >= 2^-10 (half an ulp of zp is at least 2^-34).
+inline bool reciprocal_exact(float scale, float zp) {
+  const float azp = zp < 0.0f ? -zp : zp;
+  return HAILO_KERNELS_HAVE_FMA && scale >= 0x1p-30f && scale <= 0x1p30f &&
+         (zp == 0.0f || azp >= 0x1p-10f);
+}
+
+template <class Div>
 struct RoundLanes {
-  VecF lo, hi, scale, zp;
+  VecF lo, hi;
+  Div div;
+  VecF zp;
   bool clip_lo;
-  VecI operator()(const float* in, std::size_t i) const;
+  VecI operator()(const float* in, std::size_t i) const {
+    VecF v = vload(in + i);
+    if (clip_lo) v = vmax(lo, v);  // x < lo ? lo : x (NaN kept)
+    v = vmin(hi, v);               // hi < v ? hi : v (NaN kept)
+    v = vadd(div(v), zp);
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    // these round as the current mode (like np.rint and the 2^23 trick): to nearest even
+    return _mm512_cvtps_epi32(v);
+#elif defined(__AVX2__)
+    return _mm256_cvtps_epi32(v);
+#else
+    return _mm_cvtps_epi32(v);
+#endif
+  }
 };
 
 inline bool round_saturate_ok(float scale, float zp, float lo, float hi, bool& clip_lo) {
@@ -169,26 +224,30 @@ inline bool round_saturate_ok(float scale, float zp, float lo, float hi, bool& c
   return true;
 }
 
-inline VecI RoundLanes::operator()(const float* in, std::size_t i) const {
-  VecF v = vload(in + i);
-  if (clip_lo) v = vmax(lo, v);  // x < lo ? lo : x (NaN kept)
-  v = vmin(hi, v);               // hi < v ? hi : v (NaN kept)
-  v = vadd(vdiv(v, scale), zp);
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-  // these round as the current mode (like np.rint and the 2^23 trick): to nearest even by default
-  return _mm512_cvtps_epi32(v);
-#elif defined(__AVX2__)
-  return _mm256_cvtps_epi32(v);
-#else
-  return _mm_cvtps_epi32(v);
+// Calls fn(lanes) with the RoundLanes for these parameters (the corrected reciprocal where
+// exact, else the true division); false (fn not called) when round_saturate_ok refuses them.
+template <class F>
+inline bool with_round_lanes(float scale, float zp, float lo, float hi, const F& fn) {
+  bool clip_lo = true;
+  if (!round_saturate_ok(scale, zp, lo, hi, clip_lo)) return false;
+#if HAILO_KERNELS_HAVE_FMA
+  if (reciprocal_exact(scale, zp)) {
+    fn(RoundLanes<CorrectedReciprocal>{vset(lo), vset(hi),
+                                       CorrectedReciprocal{vset(scale), vset(1.0f / scale)},
+                                       vset(zp), clip_lo});
+    return true;
+  }
 #endif
+  fn(RoundLanes<TrueDivision>{vset(lo), vset(hi), TrueDivision{vset(scale)}, vset(zp), clip_lo});
+  return true;
 }
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 // Saturating narrowing of int32 lanes: packs work per 128-bit lane, the permutation restores
 // the order.
+template <class Lanes>
 inline std::size_t quantize_round(const float* __restrict in, std::uint8_t* __restrict out,
-                                  std::size_t n, const RoundLanes& lanes) {
+                                  std::size_t n, const Lanes& lanes) {
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   std::size_t i = 0;
   for (; i + 64 <= n; i += 64) {
@@ -203,8 +262,9 @@ inline std::size_t quantize_round(const float* __restrict in, std::uint8_t* __re
   return i;
 }
 
+template <class Lanes>
 inline std::size_t quantize_round(const float* __restrict in, std::uint16_t* __restrict out,
-                                  std::size_t n, const RoundLanes& lanes) {
+                                  std::size_t n, const Lanes& lanes) {
   const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
   std::size_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -214,8 +274,9 @@ inline std::size_t quantize_round(const float* __restrict in, std::uint16_t* __r
   return i;
 }
 #elif defined(__AVX2__)
+template <class Lanes>
 inline std::size_t quantize_round(const float* __restrict in, std::uint8_t* __restrict out,
-                                  std::size_t n, const RoundLanes& lanes) {
+                                  std::size_t n, const Lanes& lanes) {
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   std::size_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -227,8 +288,9 @@ inline std::size_t quantize_round(const float* __restrict in, std::uint8_t* __re
   return i;
 }
 
+template <class Lanes>
 inline std::size_t quantize_round(const float* __restrict in, std::uint16_t* __restrict out,
-                                  std::size_t n, const RoundLanes& lanes) {
+                                  std::size_t n, const Lanes& lanes) {
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m256i ab = _mm256_packus_epi32(lanes(in, i), lanes(in, i + 8));
@@ -238,8 +300,8 @@ inline std::size_t quantize_round(const float* __restrict in, std::uint16_t* __r
 }
 #else
 // SSE2 has no unsigned 32 -> 16 saturation: the 2^23 path does it all.
-template <class T>
-inline std::size_t quantize_round(const float*, T*, std::size_t, const RoundLanes&) {
+template <class T, class Lanes>
+inline std::size_t quantize_round(const float*, T*, std::size_t, const Lanes&) {
   return 0;
 }
 #endif
@@ -333,10 +395,7 @@ template <class T>
 void quantize_run(const float* __restrict in, T* __restrict out, std::size_t n, float scale,
                   float zp, float lo, float hi) {
   std::size_t i = 0;
-  bool clip_lo = true;
-  if (round_saturate_ok(scale, zp, lo, hi, clip_lo)) {
-    i = quantize_round(in, out, n, RoundLanes{vset(lo), vset(hi), vset(scale), vset(zp), clip_lo});
-  }
+  with_round_lanes(scale, zp, lo, hi, [&](const auto& lanes) { i = quantize_round(in, out, n, lanes); });
   const ExactLanes<ConstScale> exact{ConstScale{vset(scale), vset(zp)}, vset(lo), vset(hi),
                                      vset(qmax_of<T>())};
   i += quantize_simd(in + i, out + i, n - i, exact);
@@ -442,13 +501,31 @@ struct Interleave3Index {
   }
 };
 
-inline bool round_lanes3(const float* scales, const float* zps, float lo, float hi,
-                         RoundLanes* lanes) {
+// with_round_lanes for 3 planes with their own parameters: fn(lanes) with RoundLanes<Div>[3].
+template <class F>
+inline bool with_round_lanes3(const float* scales, const float* zps, float lo, float hi,
+                              const F& fn) {
+  bool clip_lo[3] = {true, true, true}, reciprocal = HAILO_KERNELS_HAVE_FMA;
   for (int c = 0; c < 3; ++c) {
-    bool clip_lo = true;
-    if (!round_saturate_ok(scales[c], zps[c], lo, hi, clip_lo)) return false;
-    lanes[c] = RoundLanes{vset(lo), vset(hi), vset(scales[c]), vset(zps[c]), clip_lo};
+    if (!round_saturate_ok(scales[c], zps[c], lo, hi, clip_lo[c])) return false;
+    reciprocal = reciprocal && reciprocal_exact(scales[c], zps[c]);
   }
+#if HAILO_KERNELS_HAVE_FMA
+  if (reciprocal) {
+    RoundLanes<CorrectedReciprocal> lanes[3];
+    for (int c = 0; c < 3; ++c) {
+      lanes[c] = {vset(lo), vset(hi), CorrectedReciprocal{vset(scales[c]), vset(1.0f / scales[c])},
+                  vset(zps[c]), clip_lo[c]};
+    }
+    fn(static_cast<const RoundLanes<CorrectedReciprocal>*>(lanes));
+    return true;
+  }
+#endif
+  RoundLanes<TrueDivision> lanes[3];
+  for (int c = 0; c < 3; ++c) {
+    lanes[c] = {vset(lo), vset(hi), TrueDivision{vset(scales[c])}, vset(zps[c]), clip_lo[c]};
+  }
+  fn(static_cast<const RoundLanes<TrueDivision>*>(lanes));
   return true;
 }
 
@@ -463,15 +540,17 @@ void quantize3_tail(const float* in, std::size_t plane_stride, T* out, std::size
   }
 }
 
-inline __m512i packed_u8(const RoundLanes& lanes, const float* in, std::size_t i) {
+template <class Lanes>
+inline __m512i packed_u8(const Lanes& lanes, const float* in, std::size_t i) {
   const __m512i ab = _mm512_packs_epi32(lanes(in, i), lanes(in, i + 16));
   const __m512i cd = _mm512_packs_epi32(lanes(in, i + 32), lanes(in, i + 48));
   return _mm512_packus_epi16(ab, cd);
 }
 
+template <class Lanes>
 __attribute__((target("avx512vbmi"))) void quantize3_vbmi(
     const float* __restrict in, std::size_t plane_stride, std::uint8_t* __restrict out,
-    std::size_t n, const RoundLanes* lanes, const Interleave3Index<std::uint8_t, __mmask64>& ix) {
+    std::size_t n, const Lanes* lanes, const Interleave3Index<std::uint8_t, __mmask64>& ix) {
   __m512i ab[3], cc[3];
   for (int k = 0; k < 3; ++k) {
     ab[k] = _mm512_load_si512(ix.ab[k]);
@@ -500,22 +579,21 @@ inline bool cpu_has_vbmi() {
 bool quantize3(const float* __restrict in, std::size_t plane_stride,
                std::uint8_t* __restrict out, std::size_t n, const float* scales,
                const float* zps, float lo, float hi) {
-  RoundLanes lanes[3];
-  if (!cpu_has_vbmi() || !round_lanes3(scales, zps, lo, hi, lanes)) return false;
-  if (n == 0) return true;
   static const Interleave3Index<std::uint8_t, __mmask64> ix;
-  quantize3_vbmi(in, plane_stride, out, n, lanes, ix);
+  if (!cpu_has_vbmi() ||
+      !with_round_lanes3(scales, zps, lo, hi, [&](const auto* lanes) {
+        if (n != 0) quantize3_vbmi(in, plane_stride, out, n, lanes, ix);
+      })) {
+    return false;
+  }
   quantize3_tail(in, plane_stride, out, n - n % 64, n, scales, zps, lo, hi);
   return true;
 }
 
-bool quantize3(const float* __restrict in, std::size_t plane_stride,
-               std::uint16_t* __restrict out, std::size_t n, const float* scales,
-               const float* zps, float lo, float hi) {
-  RoundLanes lanes[3];
-  if (!round_lanes3(scales, zps, lo, hi, lanes)) return false;
-  if (n == 0) return true;
-  static const Interleave3Index<std::uint16_t, __mmask32> ix;
+template <class Lanes>
+std::size_t quantize3_u16(const float* __restrict in, std::size_t plane_stride,
+                          std::uint16_t* __restrict out, std::size_t n, const Lanes* lanes,
+                          const Interleave3Index<std::uint16_t, __mmask32>& ix) {
   __m512i ab[3], cc[3];
   for (int k = 0; k < 3; ++k) {
     ab[k] = _mm512_load_si512(ix.ab[k]);
@@ -534,9 +612,22 @@ bool quantize3(const float* __restrict in, std::size_t plane_stride,
                           _mm512_mask_permutexvar_epi16(two, ix.mask[k], cc[k], p[2]));
     }
   }
+  return i;
+}
+
+bool quantize3(const float* __restrict in, std::size_t plane_stride,
+               std::uint16_t* __restrict out, std::size_t n, const float* scales,
+               const float* zps, float lo, float hi) {
+  static const Interleave3Index<std::uint16_t, __mmask32> ix;
+  std::size_t i = 0;
+  const bool ok = with_round_lanes3(scales, zps, lo, hi, [&](const auto* lanes) {
+    i = quantize3_u16(in, plane_stride, out, n, lanes, ix);
+  });
+  if (!ok) return false;
   quantize3_tail(in, plane_stride, out, i, n, scales, zps, lo, hi);
   return true;
 }
+
 #else
 template <class T>
 bool quantize3(const float*, std::size_t, T*, std::size_t, const float*, const float*, float,
@@ -582,9 +673,10 @@ void deinterleave3_tail(const float* in, std::size_t plane_stride, T* out, std::
   }
 }
 
+template <class Lanes>
 __attribute__((target("avx512vbmi"))) void deinterleave3_vbmi(
     const float* __restrict in, std::size_t plane_stride, std::uint8_t* __restrict out,
-    std::size_t n, const RoundLanes& lanes,
+    std::size_t n, const Lanes& lanes,
     const Deinterleave3Index<std::uint8_t, __mmask64>& ix) {
   __m512i ab[3], cc[3];
   for (int k = 0; k < 3; ++k) {
@@ -607,24 +699,20 @@ __attribute__((target("avx512vbmi"))) void deinterleave3_vbmi(
 bool deinterleave3(const float* __restrict in, std::size_t plane_stride,
                    std::uint8_t* __restrict out, std::size_t n, float scale, float zp, float lo,
                    float hi) {
-  bool clip_lo = true;
-  if (!cpu_has_vbmi() || !round_saturate_ok(scale, zp, lo, hi, clip_lo)) return false;
-  if (n == 0) return true;
   static const Deinterleave3Index<std::uint8_t, __mmask64> ix;
-  const RoundLanes lanes{vset(lo), vset(hi), vset(scale), vset(zp), clip_lo};
-  deinterleave3_vbmi(in, plane_stride, out, n, lanes, ix);
+  if (!cpu_has_vbmi() || !with_round_lanes(scale, zp, lo, hi, [&](const auto& lanes) {
+        if (n != 0) deinterleave3_vbmi(in, plane_stride, out, n, lanes, ix);
+      })) {
+    return false;
+  }
   deinterleave3_tail(in, plane_stride, out, n - n % 64, n, scale, zp, lo, hi);
   return true;
 }
 
-bool deinterleave3(const float* __restrict in, std::size_t plane_stride,
-                   std::uint16_t* __restrict out, std::size_t n, float scale, float zp, float lo,
-                   float hi) {
-  bool clip_lo = true;
-  if (!round_saturate_ok(scale, zp, lo, hi, clip_lo)) return false;
-  if (n == 0) return true;
-  static const Deinterleave3Index<std::uint16_t, __mmask32> ix;
-  const RoundLanes lanes{vset(lo), vset(hi), vset(scale), vset(zp), clip_lo};
+template <class Lanes>
+std::size_t deinterleave3_u16(const float* __restrict in, std::size_t plane_stride,
+                              std::uint16_t* __restrict out, std::size_t n, const Lanes& lanes,
+                              const Deinterleave3Index<std::uint16_t, __mmask32>& ix) {
   __m512i ab[3], cc[3];
   for (int k = 0; k < 3; ++k) {
     ab[k] = _mm512_load_si512(ix.ab[k]);
@@ -643,6 +731,18 @@ bool deinterleave3(const float* __restrict in, std::size_t plane_stride,
                           _mm512_mask_permutexvar_epi16(two, ix.mask[c], cc[c], p[2]));
     }
   }
+  return i;
+}
+
+bool deinterleave3(const float* __restrict in, std::size_t plane_stride,
+                   std::uint16_t* __restrict out, std::size_t n, float scale, float zp, float lo,
+                   float hi) {
+  static const Deinterleave3Index<std::uint16_t, __mmask32> ix;
+  std::size_t i = 0;
+  const bool ok = with_round_lanes(scale, zp, lo, hi, [&](const auto& lanes) {
+    i = deinterleave3_u16(in, plane_stride, out, n, lanes, ix);
+  });
+  if (!ok) return false;
   deinterleave3_tail(in, plane_stride, out, i, n, scale, zp, lo, hi);
   return true;
 }

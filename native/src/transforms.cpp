@@ -43,7 +43,10 @@ const Kernels* detect_kernels() {
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
     return kernels_avx512();
   }
-  if (kernels_avx2() != nullptr && __builtin_cpu_supports("avx2")) return kernels_avx2();
+  if (kernels_avx2() != nullptr && __builtin_cpu_supports("avx2") &&
+      __builtin_cpu_supports("fma")) {
+    return kernels_avx2();
+  }
 #endif
   return kernels_baseline();
 }
