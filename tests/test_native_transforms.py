@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 import threading
 import warnings
@@ -42,6 +44,15 @@ def kernel_set(request):
     _native.use_kernel_set(request.param)
     yield request.param
     _native.use_kernel_set("auto")
+
+
+@pytest.fixture
+def split_early():
+    """Split transforms from 256 KiB per thread (the defaults wait for several MB), so that
+    test-sized tensors take the multi-threaded paths."""
+    _native.set_min_bytes_per_thread(1 << 18, 1 << 18)
+    yield
+    _native.set_min_bytes_per_thread(0, 0)
 
 
 def _device_feature_len(shape: tuple[int, ...], host: str, device: str) -> int:
@@ -211,7 +222,9 @@ def test_dequantize_per_feature_values():
     ],
 )
 @pytest.mark.parametrize("per_feature", [True, False])
-def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, shape, per_feature):
+def test_large_tensors_multithreaded_match_reference(
+    kernel_set, split_early, host, device, shape, per_feature
+):
     rng = np.random.default_rng(7)
     x = rng.normal(0, 2, size=shape).astype(np.float32)
     n_feat = _device_feature_len(shape, host, device)
@@ -221,6 +234,7 @@ def test_large_tensors_multithreaded_match_reference(kernel_set, host, device, s
         q.zps = list(rng.integers(100, 150, n_feat).astype(float))
     # bytes touched: float32 in, uint8 out; this size is split when two threads are asked for
     assert _native.transform_threads(2, x.nbytes + x.size) == 2
+    assert _native.transform_threads(2, x.nbytes + x.size, quantize=False) == 2
     expected = to_device_reference(x, q, "uint8", host, device)
     for threads in (1, 2, 0):
         np.testing.assert_array_equal(
@@ -244,6 +258,24 @@ def test_small_tensors_use_one_thread():
     assert _native.transform_threads(8, 4000) == 1
     assert _native.transform_threads(1, 1 << 30) == 1
     assert _native.transform_threads(0, 1 << 30) >= 1
+    # dequantizing a YOLOv8 80x80 head (2.5 MB touched) is not split by default: it is bound by
+    # writing the floats, and two threads were slower than one (benchmarks/README.md)
+    assert _native.transform_threads(2, 80 * 80 * 80 * 5, quantize=False) == 1
+    assert _native.transform_threads(2, 80 * 80 * 80 * 5 * 4, quantize=False) == 2
+    # a 640x640 input (6 MB touched) is
+    assert _native.transform_threads(2, 3 * 640 * 640 * 5) == 2
+
+
+def test_thread_thresholds_can_be_set():
+    default = _native.min_bytes_per_thread()
+    try:
+        _native.set_min_bytes_per_thread(1000, 3000)
+        assert _native.min_bytes_per_thread() == (1000, 3000)
+        assert _native.transform_threads(8, 4000) == 4
+        assert _native.transform_threads(8, 4000, quantize=False) == 1
+    finally:
+        _native.set_min_bytes_per_thread(0, 0)
+    assert _native.min_bytes_per_thread() == default
 
 
 def test_concurrent_calls_from_python_threads():
@@ -266,6 +298,69 @@ def test_concurrent_calls_from_python_threads():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_multithreaded_calls_from_python_threads_share_the_pool(split_early):
+    """Several Python threads running split transforms at once (each large enough to use 4
+    threads) get the reference results; the pool's workers are started once, not per call."""
+    rng = np.random.default_rng(4)
+    q = QuantInfo(zp=10.0, scale=0.05, limvals_min=-0.5, limvals_max=12.25)
+    inputs = [rng.normal(2, 3, size=(1, 3, 640, 640)).astype(np.float32) for _ in range(3)]
+    expected = [to_device_reference(x, q, "uint8", "NCHW", "NHWC") for x in inputs]
+    assert _native.transform_threads(4, inputs[0].nbytes) == 4
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(6):
+                got = to_device(inputs[i], q, "uint8", "NCHW", "NHWC", threads=4)
+                np.testing.assert_array_equal(got, expected[i])
+                back = from_device(got, q, "NCHW", "NHWC", threads=4)
+                ref = from_device_reference(got, q, "NCHW", "NHWC")
+                np.testing.assert_array_equal(back.view(np.uint32), ref.view(np.uint32))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    started = _native.pool_workers()
+    assert 1 <= started <= 3  # at most threads - 1 workers, whoever asked
+    to_device(inputs[0], q, "uint8", "NCHW", "NHWC", threads=4)
+    assert _native.pool_workers() == started
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_split_transforms_work_in_a_forked_child(split_early):
+    """A child forked after the pool started (its workers are not copied) runs split transforms
+    on a pool of its own, started afresh, not on the parent's record of workers it lacks."""
+    q = QuantInfo(zp=10.0, scale=0.05, limvals_min=-0.5, limvals_max=12.25)
+    x = np.random.default_rng(5).normal(2, 3, size=(1, 3, 640, 640)).astype(np.float32)
+    expected = to_device_reference(x, q, "uint8", "NCHW", "NHWC")
+    to_device(x, q, "uint8", "NCHW", "NHWC", threads=4)
+    assert _native.pool_workers() >= 1
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+
+    def child() -> None:
+        before = _native.pool_workers()
+        got = to_device(x, q, "uint8", "NCHW", "NHWC", threads=4)
+        results.put((bool(np.array_equal(got, expected)), before, _native.pool_workers()))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        proc = ctx.Process(target=child)
+        proc.start()
+    proc.join(timeout=60)
+    if proc.is_alive():  # pragma: no cover - the failure this test is about
+        proc.kill()
+        pytest.fail("the forked child hung in a split transform")
+    assert proc.exitcode == 0
+    same, before, after = results.get(timeout=5)
+    assert same and before == 0 and after >= 1
 
 
 def test_out_buffers():

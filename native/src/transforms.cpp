@@ -10,6 +10,7 @@
 #include "hailo_ort/transforms.hpp"
 
 #include "kernels.hpp"
+#include "thread_pool.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -17,14 +18,20 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
 
 namespace hailo_ort {
 namespace {
 
-constexpr std::size_t kMinBytesPerThread = 1024 * 1024;  // below, a thread start costs too much
+// Bytes (read + written) per thread below which splitting a transform does not pay. Measured on
+// the development machine (2 cores, AMD EPYC; benchmarks/README.md): quantizing, bound by the
+// arithmetic, gains from ~6 MB; dequantizing, bound by writing the floats, only from ~10 MB (at
+// 2.5 MB two threads were twice as slow as one).
+constexpr std::size_t kMinBytesPerThreadQuantize = 2u << 20;
+constexpr std::size_t kMinBytesPerThreadDequantize = 4u << 20;
+std::atomic<std::size_t> g_min_bytes_quantize{kMinBytesPerThreadQuantize};
+std::atomic<std::size_t> g_min_bytes_dequantize{kMinBytesPerThreadDequantize};
 constexpr int kMaxThreads = 64;
 constexpr std::size_t kRowModeMinK = 16;  // inner runs at least this long need no tile buffer
 constexpr std::size_t kTileRun = 256;     // elements per contiguous run inside a tile
@@ -73,8 +80,8 @@ const TypedKernels<std::uint16_t>& typed_kernels<std::uint16_t>() {
   return active_kernels().u16;
 }
 
-// Run fn(begin, end) over [0, units) split in `threads` contiguous ranges; the calling thread
-// takes the last range. If a thread cannot be started its range runs on the calling thread.
+// Run fn(begin, end) over [0, units) split in `threads` contiguous ranges, on the calling
+// thread and the pool's workers (thread_pool.hpp).
 template <class F>
 void parallel_for(std::size_t units, int threads, const F& fn) {
   if (units == 0) return;
@@ -82,26 +89,18 @@ void parallel_for(std::size_t units, int threads, const F& fn) {
     fn(std::size_t{0}, units);
     return;
   }
+  struct Ranges {
+    const F* fn;
+    std::size_t per, extra;
+  } ranges{&fn, 0, 0};
   const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(threads), units);
-  const std::size_t per = units / n, extra = units % n;
-  std::vector<std::thread> workers;
-  workers.reserve(n - 1);
-  std::size_t begin = 0;
-  for (std::size_t t = 0; t < n; ++t) {
-    const std::size_t end = begin + per + (t < extra ? 1 : 0);
-    bool started = false;
-    if (t + 1 < n) {
-      try {
-        workers.emplace_back([&fn, begin, end] { fn(begin, end); });
-        started = true;
-      } catch (const std::system_error&) {
-        started = false;
-      }
-    }
-    if (!started) fn(begin, end);
-    begin = end;
-  }
-  for (auto& w : workers) w.join();
+  ranges.per = units / n;
+  ranges.extra = units % n;
+  run_parallel(n, n - 1, [](void* ctx, std::size_t t) {
+    const Ranges& r = *static_cast<const Ranges*>(ctx);
+    const std::size_t begin = t * r.per + std::min(t, r.extra);
+    (*r.fn)(begin, begin + r.per + (t < r.extra ? 1 : 0));
+  }, &ranges);
 }
 
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
@@ -190,11 +189,23 @@ void use_kernel_set(const std::string& name) {
   g_kernels.store(chosen, std::memory_order_release);
 }
 
-int choose_threads(int requested, std::size_t units, std::size_t bytes) {
+void set_min_bytes_per_thread(std::size_t quantize, std::size_t dequantize) {
+  g_min_bytes_quantize.store(quantize == 0 ? kMinBytesPerThreadQuantize : quantize);
+  g_min_bytes_dequantize.store(dequantize == 0 ? kMinBytesPerThreadDequantize : dequantize);
+}
+
+std::pair<std::size_t, std::size_t> min_bytes_per_thread() {
+  return {g_min_bytes_quantize.load(), g_min_bytes_dequantize.load()};
+}
+
+int choose_threads(int requested, std::size_t units, std::size_t bytes, Direction direction) {
+  const std::size_t min_bytes = std::max<std::size_t>(
+      1, (direction == Direction::kQuantize ? g_min_bytes_quantize : g_min_bytes_dequantize)
+             .load(std::memory_order_relaxed));
   // hardware_concurrency() reads /sys on every call: ask once.
   static const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   std::size_t want = static_cast<std::size_t>(std::min(requested <= 0 ? hw : requested, kMaxThreads));
-  const std::size_t by_size = std::max<std::size_t>(1, bytes / kMinBytesPerThread);
+  const std::size_t by_size = std::max<std::size_t>(1, bytes / min_bytes);
   return static_cast<int>(std::max<std::size_t>(1, std::min({want, units, by_size})));
 }
 
@@ -211,7 +222,7 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
   if (g.identity) {
     if (feature == FeatureAxis::kNone) {
       const std::size_t units = ceil_div(total, kFlatChunk);
-      parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      parallel_for(units, choose_threads(threads, units, bytes, Direction::kQuantize), [&](std::size_t u0, std::size_t u1) {
         const std::size_t a = u0 * kFlatChunk, b = std::min(total, u1 * kFlatChunk);
         k.quantize(in + a, out + a, b - a, p.scales[0], p.zps[0], lo, hi);
       });
@@ -220,7 +231,7 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
     const std::size_t period = g.K, rows = total / period;
     const Expanded e = expand(p, period);
     const std::size_t units = ceil_div(rows, e.rows_per_group);
-    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+    parallel_for(units, choose_threads(threads, units, bytes, Direction::kQuantize), [&](std::size_t u0, std::size_t u1) {
       for (std::size_t u = u0; u < u1; ++u) {
         const std::size_t r0 = u * e.rows_per_group;
         const std::size_t r1 = std::min(rows, r0 + e.rows_per_group);
@@ -240,7 +251,7 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
 
   if (K >= kRowModeMinK) {  // each (b, r, s) is a contiguous run of K on both sides
     const std::size_t units = B * R;
-    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+    parallel_for(units, choose_threads(threads, units, bytes, Direction::kQuantize), [&](std::size_t u0, std::size_t u1) {
       for (std::size_t u = u0; u < u1; ++u) {
         const std::size_t b = u / R, r = u % R;
         for (std::size_t s = 0; s < S; ++s) {
@@ -268,7 +279,7 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
     }
     if (k.quantize3(in, S, out, 0, s3, z3, lo, hi)) {
       const std::size_t chunks = ceil_div(S, kFlatChunk), units = B * chunks;
-      parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      parallel_for(units, choose_threads(threads, units, bytes, Direction::kQuantize), [&](std::size_t u0, std::size_t u1) {
         for (std::size_t u = u0; u < u1; ++u) {
           const std::size_t b = u / chunks, s0 = (u % chunks) * kFlatChunk;
           const std::size_t n = std::min(S, s0 + kFlatChunk) - s0;
@@ -283,7 +294,7 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
   if (S == 3 && K == 1 && feature == FeatureAxis::kNone &&
       k.quantize_d3(in, R, out, 0, p.scales[0], p.zps[0], lo, hi)) {
     const std::size_t chunks = ceil_div(R, kFlatChunk), units = B * chunks;
-    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+    parallel_for(units, choose_threads(threads, units, bytes, Direction::kQuantize), [&](std::size_t u0, std::size_t u1) {
       for (std::size_t u = u0; u < u1; ++u) {
         const std::size_t b = u / chunks, r0 = (u % chunks) * kFlatChunk;
         const std::size_t n = std::min(R, r0 + kFlatChunk) - r0;
@@ -305,7 +316,7 @@ void quantize_transform(const float* in, T* out, const BlockTranspose& g, Featur
   // repeat with period S, so they are laid out for a whole tile).
   const Expanded block =
       nS == 1 && feature == FeatureAxis::kS ? repeat_features(p, S, TR) : Expanded{};
-  parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+  parallel_for(units, choose_threads(threads, units, bytes, Direction::kQuantize), [&](std::size_t u0, std::size_t u1) {
     T tile[kTileRows * kTileRun];
     for (std::size_t u = u0; u < u1; ++u) {
       const std::size_t b = u / (nR * nS), rt = (u / nS) % nR, st = u % nS;
@@ -361,7 +372,7 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
   if (g.identity) {
     if (feature == FeatureAxis::kNone) {
       const std::size_t units = ceil_div(total, kFlatChunk);
-      parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+      parallel_for(units, choose_threads(threads, units, bytes, Direction::kDequantize), [&](std::size_t u0, std::size_t u1) {
         const std::size_t a = u0 * kFlatChunk, b = std::min(total, u1 * kFlatChunk);
         k.dequantize(in + a, out + a, b - a, p.scales[0], p.zps[0]);
       });
@@ -370,7 +381,7 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
     const std::size_t period = g.K, rows = total / period;
     const Expanded e = expand(p, period);
     const std::size_t units = ceil_div(rows, e.rows_per_group);
-    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+    parallel_for(units, choose_threads(threads, units, bytes, Direction::kDequantize), [&](std::size_t u0, std::size_t u1) {
       for (std::size_t u = u0; u < u1; ++u) {
         const std::size_t r0 = u * e.rows_per_group;
         const std::size_t r1 = std::min(rows, r0 + e.rows_per_group);
@@ -391,7 +402,7 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
   if (K >= kRowModeMinK) {
     const std::size_t units = B * S;
     const bool same_scale = feature == FeatureAxis::kS || feature == FeatureAxis::kNone;
-    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+    parallel_for(units, choose_threads(threads, units, bytes, Direction::kDequantize), [&](std::size_t u0, std::size_t u1) {
       T tile[kTileRows * kTileRun];
       const std::size_t rows_per_tile = kTileRows * kTileRun / K;
       for (std::size_t u = u0; u < u1; ++u) {
@@ -440,7 +451,7 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
     const std::size_t step = feature == FeatureAxis::kS ? 1 : 0;
     const std::size_t group = R <= kT64MaxRows ? 64 : 16;
     const std::size_t chunks = ceil_div(R, kRowsPerUnit), units = B * chunks;
-    parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+    parallel_for(units, choose_threads(threads, units, bytes, Direction::kDequantize), [&](std::size_t u0, std::size_t u1) {
       for (std::size_t u = u0; u < u1; ++u) {
         const std::size_t b = u / chunks, r0 = (u % chunks) * kRowsPerUnit;
         const std::size_t nr = std::min(R, r0 + kRowsPerUnit) - r0;
@@ -472,7 +483,7 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
   // on r repeat with period R, so they are laid out for a whole tile).
   const Expanded block =
       nR == 1 && feature == FeatureAxis::kR ? repeat_features(p, R, TS) : Expanded{};
-  parallel_for(units, choose_threads(threads, units, bytes), [&](std::size_t u0, std::size_t u1) {
+  parallel_for(units, choose_threads(threads, units, bytes, Direction::kDequantize), [&](std::size_t u0, std::size_t u1) {
     T tile[kTileRows * kTileRun];
     for (std::size_t u = u0; u < u1; ++u) {
       const std::size_t b = u / (nR * nS), rt = (u / nS) % nR, st = u % nS;

@@ -11,6 +11,7 @@
 
 #include "bindings.hpp"
 #include "hailo_ort/transforms.hpp"
+#include "thread_pool.hpp"
 
 namespace py = pybind11;
 
@@ -475,12 +476,20 @@ void register_transforms(py::module_& m) {
         py::arg("device_order"), "Shape of the device tensor for a host tensor of this shape.");
   m.def(
       "transform_threads",
-      [](int requested, std::size_t nbytes) {
+      [](int requested, std::size_t nbytes, bool quantize) {
         check_threads(requested);
-        return choose_threads(requested, nbytes, nbytes);
+        return choose_threads(requested, nbytes, nbytes,
+                              quantize ? Direction::kQuantize : Direction::kDequantize);
       },
-      py::arg("threads"), py::arg("nbytes"),
-      "Threads a transform touching `nbytes` bytes would use when asked for `threads`.");
+      py::arg("threads"), py::arg("nbytes"), py::arg("quantize") = true,
+      "Threads a transform touching `nbytes` bytes (quantizing, or dequantizing) would use when "
+      "asked for `threads`.");
+  m.def("set_min_bytes_per_thread", &set_min_bytes_per_thread, py::arg("quantize"),
+        py::arg("dequantize"),
+        "Bytes (read + written) per thread below which a quantizing / dequantizing transform is "
+        "not split (0: the built-in default). Process-wide.");
+  m.def("min_bytes_per_thread", &min_bytes_per_thread,
+        "(quantize, dequantize): bytes per thread below which transforms are not split.");
   m.def("kernel_sets", &kernel_sets,
         "Instruction-set variants of the transform kernels usable on this CPU, best last.");
   m.def("kernel_set", &kernel_set, "The kernel set the transforms use now.");
@@ -496,6 +505,8 @@ void register_transforms(py::module_& m) {
       py::arg("name"), "Use this kernel set ('auto': the best one the CPU supports).");
   m.def("hardware_threads", [] { return std::thread::hardware_concurrency(); },
         "Hardware threads reported by the OS (0 if unknown).");
+  m.def("pool_workers", &pool_workers,
+        "Worker threads the transforms' thread pool has started in this process.");
 }
 
 }  // namespace hailo_ort

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace hailo_ort {
@@ -43,9 +44,16 @@ std::vector<std::string> kernel_sets();
 std::string kernel_set();
 void use_kernel_set(const std::string& name);
 
+enum class Direction { kQuantize, kDequantize };
+
 // Number of threads a transform of `bytes` bytes split in `units` work units would use when
 // asked for `requested` threads (<= 0: as many as the hardware has). Small tensors use one.
-int choose_threads(int requested, std::size_t units, std::size_t bytes);
+int choose_threads(int requested, std::size_t units, std::size_t bytes, Direction direction);
+
+// The bytes (read + written) per thread below which transforms are not split, quantizing and
+// dequantizing (0: the built-in default). Process-wide.
+void set_min_bytes_per_thread(std::size_t quantize, std::size_t dequantize);
+std::pair<std::size_t, std::size_t> min_bytes_per_thread();
 
 template <class T>
 void quantize_transform(const float* in, T* out, const BlockTranspose& geometry,
