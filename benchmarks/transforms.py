@@ -5,12 +5,15 @@ it times, in one run:
 
 * ``native x1``  a prepared transform (hailo_ort.transforms.prepare_to_device /
   prepare_from_device, what the runtime uses per stream) with ``threads=1`` into a
-  preallocated ``out`` (the runtime passes pooled buffers);
+  preallocated ``out`` that starts on a cache line, as the runtime's are (pooled page-aligned
+  device buffers; float outputs from ``transforms.empty_aligned``); device-side inputs of
+  ``from_device`` start on a page, like the pooled buffers the device writes;
 * ``native xN``  the same with ``threads=N`` (default: all hardware threads);
 * ``func x1``    the plain functions to_device/from_device with ``threads=1`` (same kernels,
   plus the per-call argument handling the prepared object does once);
 * ``numpy``      the reference (to_device_reference / from_device_reference);
-* ``memcpy``     ``np.copyto`` of the float32 tensor into a preallocated array.
+* ``memcpy``     ``np.copyto`` of the float32 tensor into a preallocated array, also starting
+  on a cache line.
 
 Bandwidth counts the bytes touched (read + written): float32 + integer bytes for a transform,
 twice the float32 bytes for the memcpy. ``vs numpy`` is the speed-up in time; ``vs memcpy`` is the
@@ -72,19 +75,25 @@ CASES = [
 ]
 
 
-def _time(fn: Callable[[], object], min_time: float, repeat: int) -> float:
-    """Best-of-`repeat` seconds per call, each sample long enough to time reliably."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    loops = max(1, int(min_time / once))
-    best = float("inf")
-    for _ in range(repeat):
+def _time_all(
+    fns: dict[str, Callable[[], object]], min_time: float, repeat: int
+) -> dict[str, float]:
+    """Best-of-`repeat` seconds per call of each function, each sample long enough to time
+    reliably. The samples are interleaved (one of each function per round), so a burst of
+    noise on a shared machine does not fall on one column only."""
+    loops = {}
+    for name, fn in fns.items():
+        fn()
         t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / loops)
+        fn()
+        loops[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(loops[name]):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / loops[name])
     return best
 
 
@@ -97,6 +106,14 @@ def _quant(case: Case, n_features: int) -> QuantInfo:
     return q
 
 
+def _page_aligned_copy(a: np.ndarray) -> np.ndarray:
+    raw = np.empty(a.nbytes + 4096, np.uint8)
+    skip = -raw.ctypes.data % 4096
+    out = raw[skip : skip + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def run_case(case: Case, threads: int, min_time: float, repeat: int) -> dict:
     rng = np.random.default_rng(0)
     x = rng.normal(0.5, 2.0, size=case.host_shape).astype(np.float32)
@@ -105,9 +122,11 @@ def run_case(case: Case, threads: int, min_time: float, repeat: int) -> dict:
     n_feat = dev_shape[transforms._feature_axis(case.device_order, x.ndim)]
     q = _quant(case, n_feat)
     dev = transforms.to_device_reference(x, q, case.dtype, case.host_order, case.device_order)
+    # device buffers start on a page in the runtime (BufferPool): so do they here
+    dev = _page_aligned_copy(dev)
     ho, do = case.host_order, case.device_order
     if case.direction == "to_device":
-        out = np.empty(dev_shape, case.dtype)
+        out = transforms.empty_aligned(dev_shape, case.dtype)
 
         def ours(t: int) -> Callable[[], object]:
             prepared = transforms.prepare_to_device(q, case.dtype, ho, do, x.shape, threads=t)
@@ -122,7 +141,7 @@ def run_case(case: Case, threads: int, min_time: float, repeat: int) -> dict:
         assert np.array_equal(ours(1)(), ref())
         assert np.array_equal(func(1)(), ref())
     else:
-        out = np.empty(x.shape, np.float32)
+        out = transforms.empty_aligned(x.shape, np.float32)
 
         def ours(t: int) -> Callable[[], object]:
             prepared = transforms.prepare_from_device(q, case.dtype, ho, do, dev.shape, threads=t)
@@ -137,12 +156,20 @@ def run_case(case: Case, threads: int, min_time: float, repeat: int) -> dict:
         assert np.array_equal(ours(1)().view(np.uint32), ref().view(np.uint32))
         assert np.array_equal(func(1)().view(np.uint32), ref().view(np.uint32))
 
-    copy_dst = np.empty_like(x)
-    t_one = _time(ours(1), min_time, repeat)
-    t_multi = _time(ours(threads), min_time, repeat)
-    t_func = _time(func(1), min_time, repeat)
-    t_ref = _time(ref, min_time, repeat)
-    t_copy = _time(lambda: np.copyto(copy_dst, x), min_time, repeat)
+    copy_dst = transforms.empty_aligned(x.shape, np.float32)
+    times = _time_all(
+        {
+            "one": ours(1),
+            "multi": ours(threads),
+            "func": func(1),
+            "ref": ref,
+            "copy": lambda: np.copyto(copy_dst, x),
+        },
+        min_time,
+        repeat,
+    )
+    t_one, t_multi, t_func = times["one"], times["multi"], times["func"]
+    t_ref, t_copy = times["ref"], times["copy"]
     nbytes = x.nbytes + dev.nbytes
     copy_bytes = 2 * x.nbytes
 
@@ -196,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=0, help="threads for the multi-threaded column (0: all)"
     )
-    parser.add_argument("--min-time", type=float, default=0.05, help="seconds per sample")
-    parser.add_argument("--repeat", type=int, default=5, help="samples per measurement (best)")
+    parser.add_argument("--min-time", type=float, default=0.02, help="seconds per sample")
+    parser.add_argument("--repeat", type=int, default=15, help="samples per measurement (best)")
     parser.add_argument("--filter", default="", help="only cases whose name contains this")
     parser.add_argument(
         "--kernels",

@@ -123,6 +123,26 @@ def _plain(a: object, dtype: np.dtype) -> bool:
 _DEVICE_DTYPES: dict[object, np.dtype] = {"uint8": _U8, "uint16": _U16, _U8: _U8, _U16: _U16}
 
 
+_LINE = 64
+_ALIGN_FROM_BYTES = 16 * 1024  # smaller arrays: numpy's allocation as it is
+
+
+def empty_aligned(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
+    """A new C-contiguous array whose data starts on a 64-byte cache line (from 16 KiB).
+
+    numpy's own large allocations start 16 bytes past a line, so every 64-byte vector store of a
+    kernel writing them touches two lines (a transposing dequantize is ~20% slower). This is
+    what the transforms return when no ``out`` is given.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes < _ALIGN_FROM_BYTES:
+        return np.empty(shape, dtype)
+    raw = np.empty(nbytes + _LINE, np.uint8)
+    skip = -raw.ctypes.data % _LINE
+    return raw[skip : skip + nbytes].view(dtype).reshape(shape)
+
+
 def _to_device_native(
     x: np.ndarray,
     quant: QuantInfo,
@@ -146,7 +166,7 @@ def _to_device_native(
         shape = tuple([x.shape[i] for i in _perm(host_order, device_order, x.ndim)])
         if out is not None:
             raise ValueError(f"to_device: out is {out.dtype}{out.shape}, expected {dtype}{shape}")
-        out = np.empty(shape, dtype=dtype)
+        out = empty_aligned(shape, dtype)
     # The native call checks the rest (out's shape: ValueError "... expected shape ...") and,
     # non-strict, returns False for a layout it cannot use instead of raising.
     if _native.to_device(x, out, host_order, device_order, *params, threads, False):
@@ -178,7 +198,7 @@ def _from_device_native(
         shape = tuple([q.shape[i] for i in _inverse(_perm(host_order, device_order, q.ndim))])
         if out is not None:
             raise ValueError(f"from_device: out is {out.dtype}{out.shape}, expected float32{shape}")
-        out = np.empty(shape, dtype=np.float32)
+        out = empty_aligned(shape, np.float32)
     scales, zps = params[0], params[1]
     if _native.from_device(q, out, host_order, device_order, scales, zps, threads, False):
         return out

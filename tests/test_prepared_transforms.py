@@ -278,3 +278,40 @@ def test_gil_is_released_for_large_tensors_only():
 
     assert progress_during_calls((1, 3, 1280, 1280), 5) > 0
     assert progress_during_calls((1, 3, 8, 8), 500) == 0
+
+
+@pytest.mark.parametrize(
+    "shape,dtype",
+    [
+        ((1, 80, 80, 80), np.float32),
+        ((3, 7, 1001), np.uint16),
+        ((4096,), np.uint8),
+        ((0, 5), np.float32),
+    ],
+)
+def test_empty_aligned(shape, dtype):
+    a = transforms.empty_aligned(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype
+    assert a.flags.c_contiguous and a.flags.writeable
+    if a.nbytes >= 16 * 1024:
+        assert a.ctypes.data % 64 == 0
+    a[...] = 3  # the whole array is usable
+    assert (a == 3).all()
+
+
+def test_new_outputs_start_on_a_cache_line():
+    """Outputs the transforms allocate themselves (what the runtime hands the user for a device
+    output) start on a 64-byte line from 16 KiB on, and hold the reference's values."""
+    q = QuantInfo(zp=7.0, scale=0.0137, limvals_min=-0.1, limvals_max=3.4)
+    dev = np.random.default_rng(2).integers(0, 256, size=(1, 40, 40, 80)).astype(np.uint8)
+    expected = from_device_reference(dev, q, "NCHW", "NHWC")
+    prepared = prepare_from_device(q, "uint8", "NCHW", "NHWC", dev.shape)
+    for got in (prepared(dev), prepared(dev), transforms.from_device(dev, q, "NCHW", "NHWC")):
+        assert got.ctypes.data % 64 == 0 and got.flags.c_contiguous and got.flags.writeable
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    x = expected.copy()
+    dev_expected = to_device_reference(x, q, "uint8", "NCHW", "NHWC")
+    prepared_q = prepare_to_device(q, "uint8", "NCHW", "NHWC", x.shape)
+    for got in (prepared_q(x), transforms.to_device(x, q, "uint8", "NCHW", "NHWC")):
+        assert got.ctypes.data % 64 == 0
+        np.testing.assert_array_equal(got, dev_expected)

@@ -49,6 +49,21 @@ py::array as_array(py::handle obj, const std::string& what) {
   return py::reinterpret_borrow<py::array>(obj);
 }
 
+// A new C-contiguous array whose data starts on a cache line (numpy's own large allocations
+// start 16 bytes past one, so every 64-byte vector store would touch two lines: 20% slower
+// transposing dequantize here). The memory is a numpy byte array, the new array's base.
+constexpr std::size_t kLine = 64;
+constexpr std::size_t kAlignFromBytes = 16 * 1024;  // smaller: numpy's allocation as it is
+
+py::array new_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
+                     std::size_t nbytes) {
+  if (nbytes < kAlignFromBytes) return py::array(dtype, shape);
+  py::array_t<std::uint8_t> raw(static_cast<py::ssize_t>(nbytes + kLine));
+  std::uint8_t* base = raw.mutable_data();
+  const std::size_t skip = (kLine - reinterpret_cast<std::uintptr_t>(base) % kLine) % kLine;
+  return py::array(dtype, shape, std::vector<py::ssize_t>{}, base + skip, raw);
+}
+
 // What keeps the kernel from using `a` directly (nullptr: nothing).
 const char* layout_problem(const py::array& a, bool writeable) {
   const int flags = a.flags();
@@ -338,7 +353,7 @@ class PreparedTransform {
     py::object result;
     void* dst = nullptr;
     if (out_obj.is_none()) {
-      py::array fresh(out_dtype_, out_shape_);
+      py::array fresh = new_output(out_dtype_, out_shape_, out_nbytes_);
       dst = fresh.mutable_data();
       result = std::move(fresh);
     } else {
