@@ -7,8 +7,9 @@
 // layout (no transpose) has its own flat path.
 //
 // Rounding: quantize computes round_half_even(clip(x, lo, hi) / scale + zp) saturated to the
-// integer range, in float32 with exactly the operations of the numpy reference (a true division,
-// not a multiplication by 1/scale, so results are bit-identical). NaN inputs quantize to 0.
+// integer range, in float32 with the results of the numpy reference bit for bit: the quotient is
+// the true division's (where exact, computed as a reciprocal product corrected by one FMA, see
+// kernels_impl.hpp). NaN inputs quantize to 0.
 #pragma once
 
 #include <cstddef>
