@@ -992,6 +992,90 @@ struct ExtractWiden {
   }
 };
 
+// 64-row blocks of 16 values (nch == 16). Register j = 4 m + t, lane l, holds row
+// 16 m + 4 l + t, so after the transposes byte 4 m + t of lane l of register i is channel i at
+// that row, and one in-lane byte shuffle per m zero-extends rows 16 m .. 16 m + 15 in order:
+// 64 consecutive outputs of one channel per register, stored as 4 full lines. The row
+// addresses are stepped by hand (base + multiples of the stride per load ran out of registers).
+// Returns the rows done (a multiple of 64).
+inline std::size_t dequantize_t16_rows64(const std::uint8_t* __restrict src,
+                                         std::size_t src_stride, std::size_t rows,
+                                         float* __restrict dst, std::size_t dst_stride,
+                                         const float* scales, const float* zps,
+                                         std::size_t step) {
+  __m512i pick[4];
+  for (int m = 0; m < 4; ++m) {
+    alignas(64) std::uint8_t b[64];
+    for (int k = 0; k < 64; ++k) {
+      b[k] = k % 4 == 0 ? static_cast<std::uint8_t>(4 * m + (k % 16) / 4) : 0x80;
+    }
+    pick[m] = _mm512_load_si512(b);
+  }
+  const std::size_t s4 = 4 * src_stride;
+  std::size_t r = 0;
+  for (; r + 64 <= rows; r += 64) {
+    __m512i v[16];
+    for (int m = 0; m < 4; ++m) {
+      const std::uint8_t* q = src + (r + 16 * m) * src_stride;
+      for (int t = 0; t < 4; ++t, q += src_stride) {
+        const std::uint8_t* q2 = q + 2 * s4;
+        __m512i z = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+        z = _mm512_inserti32x4(z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + s4)), 1);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q2)), 2);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q2 + s4)), 3);
+        v[4 * m + t] = z;
+      }
+    }
+    transpose_16x16_u8_lanes(v);
+    for (std::size_t i = 0; i < 16; ++i) {
+      const __m512 zp = _mm512_set1_ps(zps[i * step]), scale = _mm512_set1_ps(scales[i * step]);
+      for (std::size_t m = 0; m < 4; ++m) {
+        const __m512 q = _mm512_cvtepi32_ps(_mm512_shuffle_epi8(v[i], pick[m]));
+        _mm512_storeu_ps(dst + i * dst_stride + r + 16 * m,
+                         _mm512_mul_ps(_mm512_sub_ps(q, zp), scale));
+      }
+    }
+  }
+  return r;
+}
+
+// 64-row blocks of 32 to 64 values (nch a multiple of 16): each 16-row sub-block is loaded one
+// row per register (no lane inserts, which bounded the loop above), transposed in registers and
+// kept in a 4 KiB tile; then each channel's 64 rows are zero-extended from the tile and stored
+// as one run of 64 floats. Returns the rows done (a multiple of 64).
+inline std::size_t dequantize_t64_rows64(const std::uint8_t* __restrict src,
+                                         std::size_t src_stride, std::size_t rows,
+                                         float* __restrict dst, std::size_t dst_stride,
+                                         std::size_t nch, const float* scales, const float* zps,
+                                         std::size_t step) {
+  alignas(64) std::uint8_t tile[4][16][64];  // [sub-block][i][16 l + row]: channel 16 l + i
+  const __mmask64 load_mask = nch >= 64 ? ~__mmask64{0} : (__mmask64{1} << nch) - 1;
+  const std::size_t nlanes = nch / 16;
+  std::size_t r = 0;
+  for (; r + 64 <= rows; r += 64) {
+    for (std::size_t sb = 0; sb < 4; ++sb) {
+      __m512i v[16];
+      const std::uint8_t* p = src + (r + 16 * sb) * src_stride;
+      for (int j = 0; j < 16; ++j, p += src_stride) v[j] = _mm512_maskz_loadu_epi8(load_mask, p);
+      transpose_16x16_u8_lanes(v);
+      for (int i = 0; i < 16; ++i) _mm512_store_si512(tile[sb][i], v[i]);
+    }
+    for (std::size_t l = 0; l < nlanes; ++l) {
+      for (std::size_t i = 0; i < 16; ++i) {
+        const std::size_t ch = 16 * l + i;
+        const __m512 zp = _mm512_set1_ps(zps[ch * step]), scale = _mm512_set1_ps(scales[ch * step]);
+        float* d = dst + ch * dst_stride + r;
+        for (std::size_t sb = 0; sb < 4; ++sb) {
+          const __m128i b = _mm_load_si128(reinterpret_cast<const __m128i*>(&tile[sb][i][16 * l]));
+          const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b));
+          _mm512_storeu_ps(d + 16 * sb, _mm512_mul_ps(_mm512_sub_ps(q, zp), scale));
+        }
+      }
+    }
+  }
+  return r;
+}
+
 template <class Widen>
 __attribute__((always_inline)) inline bool dequantize_t64_body(
     const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
@@ -1000,33 +1084,6 @@ __attribute__((always_inline)) inline bool dequantize_t64_body(
   const __mmask64 load_mask = nch >= 64 ? ~__mmask64{0} : (__mmask64{1} << nch) - 1;
   const std::size_t nlanes = nch / 16;
   std::size_t r = 0;
-  if (nch == 16) {
-    // 16 values of 64 rows: lane l holds rows 16 l .. 16 l + 15, so after the transposes each
-    // register holds 64 consecutive outputs of one channel (4 full lines, one stream each).
-    for (; r + 64 <= rows; r += 64) {
-      __m512i v[16];
-      for (int j = 0; j < 16; ++j) {
-        const std::uint8_t* p = src + (r + j) * src_stride;
-        __m512i z = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-        z = _mm512_inserti32x4(
-            z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * src_stride)), 1);
-        z = _mm512_inserti32x4(
-            z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32 * src_stride)), 2);
-        z = _mm512_inserti32x4(
-            z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48 * src_stride)), 3);
-        v[j] = z;
-      }
-      transpose_16x16_u8_lanes(v);
-      for (std::size_t i = 0; i < 16; ++i) {
-        const __m512 zp = _mm512_set1_ps(zps[i * step]), scale = _mm512_set1_ps(scales[i * step]);
-        for (std::size_t l = 0; l < 4; ++l) {
-          const __m512 q = _mm512_cvtepi32_ps(widen(v[i], l));
-          _mm512_storeu_ps(dst + i * dst_stride + r + 16 * l,
-                           _mm512_mul_ps(_mm512_sub_ps(q, zp), scale));
-        }
-      }
-    }
-  }
   for (; r + 16 <= rows; r += 16) {
     __m512i v[16];
     for (int j = 0; j < 16; ++j) v[j] = _mm512_maskz_loadu_epi8(load_mask, src + (r + j) * src_stride);
@@ -1075,6 +1132,14 @@ __attribute__((target("avx512vbmi"), flatten)) bool dequantize_t64_vbmi(
 bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
                     float* __restrict dst, std::size_t dst_stride, std::size_t nch,
                     const float* scales, const float* zps, std::size_t step) {
+  // whole 64-row blocks first (the faster kernels), then the rest 16 rows at a time
+  const std::size_t done =
+      nch == 16 ? dequantize_t16_rows64(src, src_stride, rows, dst, dst_stride, scales, zps, step)
+                : dequantize_t64_rows64(src, src_stride, rows, dst, dst_stride, nch, scales, zps,
+                                        step);
+  src += done * src_stride;
+  dst += done;
+  rows -= done;
   if (cpu_has_vbmi()) {
     return dequantize_t64_vbmi(src, src_stride, rows, dst, dst_stride, nch, scales, zps, step);
   }

@@ -37,10 +37,11 @@ constexpr std::size_t kRowModeMinK = 16;  // inner runs at least this long need 
 constexpr std::size_t kTileRun = 256;     // elements per contiguous run inside a tile
 constexpr std::size_t kTileRows = 16;     // runs per tile
 constexpr std::size_t kFlatChunk = 1 << 15;
-// dequantize_t64 with 64 values per row writes 16 floats to each of 64 output rows in turn:
-// with long rows (80x80 maps) those lines fall in few cache sets and evict each other
-// (measured slower than the tiled path), so long rows go in groups of 16 values, written in
-// runs of 64 floats (16 streams); short rows are faster in groups of 64.
+// uint16 dequantize_t64 with 64 values per row writes 16 floats to each of 64 output rows in
+// turn: with long rows (80x80 maps) those lines fall in few cache sets and evict each other
+// (measured slower), so long uint16 rows go in groups of 16 values; short rows are faster in
+// groups of 64. The uint8 kernel writes runs of 64 floats per channel whatever the group, so
+// it always takes groups of 64 (each source row is then read once per 64 values).
 constexpr std::size_t kT64MaxRows = 2048;
 
 const Kernels* detect_kernels() {
@@ -449,7 +450,7 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
       k.dequantize_t64(nullptr, S, 0, out, R, 64, p.scales, p.zps, 0)) {
     constexpr std::size_t kRowsPerUnit = 256;
     const std::size_t step = feature == FeatureAxis::kS ? 1 : 0;
-    const std::size_t group = R <= kT64MaxRows ? 64 : 16;
+    const std::size_t group = sizeof(T) == 1 || R <= kT64MaxRows ? 64 : 16;
     const std::size_t chunks = ceil_div(R, kRowsPerUnit), units = B * chunks;
     parallel_for(units, choose_threads(threads, units, bytes, Direction::kDequantize), [&](std::size_t u0, std::size_t u1) {
       for (std::size_t u = u0; u < u1; ++u) {
