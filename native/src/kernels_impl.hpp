@@ -1172,13 +1172,84 @@ inline void transpose_16x16_ps(__m512* v) {
   }
 }
 
-// uint16: each block of 16 rows x 16 channels is widened and dequantized row by row (the
-// channels' scales and zero points as a vector), then transposed as floats, so each channel's
-// 16 values are stored as one 64-byte run. Same arithmetic per element as the scalar code.
+inline void transpose_8x8_u16_lanes(__m512i* v) {  // transpose_8x8_u16 in each 128-bit lane
+  for (int round = 0; round < 3; ++round) {
+    __m512i t[8];
+    for (int k = 0; k < 4; ++k) {
+      t[2 * k] = _mm512_unpacklo_epi16(v[k], v[k + 4]);
+      t[2 * k + 1] = _mm512_unpackhi_epi16(v[k], v[k + 4]);
+    }
+    for (int k = 0; k < 8; ++k) v[k] = t[k];
+  }
+}
+
+// uint16, 64-row blocks, up to 32 values per pass: each 16-row sub-block is loaded one row per
+// register (two sets of 8), transposed 8 x 8 in each 128-bit lane, and the two halves of each
+// channel's 16 rows are joined by one two-source permute into a tile; then each channel's 64
+// rows are zero-extended from the tile and stored as one run of 64 floats. Returns the rows
+// done (a multiple of 64).
+inline std::size_t dequantize_u16_rows64(const std::uint16_t* __restrict src,
+                                         std::size_t src_stride, std::size_t rows,
+                                         float* __restrict dst, std::size_t dst_stride,
+                                         std::size_t nch, const float* scales, const float* zps,
+                                         std::size_t step) {
+  alignas(64) std::uint16_t tile[32][64];  // [channel][row]
+  // qwords of [a, b]: a's lane l then b's lane l, for lanes 0, 1 (pair01) or 2, 3 (pair23)
+  const __m512i pair01 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+  const __m512i pair23 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  std::size_t r = 0;
+  for (; r + 64 <= rows; r += 64) {
+    for (std::size_t c0 = 0; c0 < nch; c0 += 32) {
+      const std::size_t cn = nch - c0 < 32 ? nch - c0 : 32;
+      const __mmask32 load_mask = cn >= 32 ? ~__mmask32{0} : (__mmask32{1} << cn) - 1;
+      for (std::size_t sb = 0; sb < 4; ++sb) {
+        __m512i a[8], b[8];
+        const std::uint16_t* p = src + (r + 16 * sb) * src_stride + c0;
+        for (int j = 0; j < 8; ++j) a[j] = _mm512_maskz_loadu_epi16(load_mask, p + j * src_stride);
+        for (int j = 0; j < 8; ++j) {
+          b[j] = _mm512_maskz_loadu_epi16(load_mask, p + (8 + j) * src_stride);
+        }
+        transpose_8x8_u16_lanes(a);  // a[i] lane l: channel 8 l + i, rows 0 .. 7
+        transpose_8x8_u16_lanes(b);  // rows 8 .. 15
+        for (int i = 0; i < 8; ++i) {
+          const __m512i x = _mm512_permutex2var_epi64(a[i], pair01, b[i]);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(&tile[i][16 * sb]),
+                             _mm512_castsi512_si256(x));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(&tile[8 + i][16 * sb]),
+                             _mm512_extracti64x4_epi64(x, 1));
+          if (cn > 16) {
+            const __m512i y = _mm512_permutex2var_epi64(a[i], pair23, b[i]);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(&tile[16 + i][16 * sb]),
+                               _mm512_castsi512_si256(y));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(&tile[24 + i][16 * sb]),
+                               _mm512_extracti64x4_epi64(y, 1));
+          }
+        }
+      }
+      for (std::size_t c = 0; c < cn; ++c) {
+        const std::size_t ch = c0 + c;
+        const __m512 zp = _mm512_set1_ps(zps[ch * step]), scale = _mm512_set1_ps(scales[ch * step]);
+        float* d = dst + ch * dst_stride + r;
+        for (std::size_t k = 0; k < 64; k += 16) {
+          const __m256i q16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(&tile[c][k]));
+          const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(q16));
+          _mm512_storeu_ps(d + k, _mm512_mul_ps(_mm512_sub_ps(q, zp), scale));
+        }
+      }
+    }
+  }
+  return r;
+}
+
+// uint16: 64-row blocks as above; the last rows in blocks of 16 rows x 16 channels, widened and
+// dequantized row by row (the channels' scales and zero points as a vector), then transposed as
+// floats, so each channel's 16 values are stored as one 64-byte run. Same arithmetic per element
+// as the scalar code.
 bool dequantize_t64(const std::uint16_t* __restrict src, std::size_t src_stride,
                     std::size_t rows, float* __restrict dst, std::size_t dst_stride,
                     std::size_t nch, const float* scales, const float* zps, std::size_t step) {
-  std::size_t r = 0;
+  std::size_t r =
+      dequantize_u16_rows64(src, src_stride, rows, dst, dst_stride, nch, scales, zps, step);
   for (; r + 16 <= rows; r += 16) {
     for (std::size_t c0 = 0; c0 < nch; c0 += 16) {
       const __m512 zp = step ? _mm512_loadu_ps(zps + c0) : _mm512_set1_ps(zps[0]);

@@ -37,12 +37,6 @@ constexpr std::size_t kRowModeMinK = 16;  // inner runs at least this long need 
 constexpr std::size_t kTileRun = 256;     // elements per contiguous run inside a tile
 constexpr std::size_t kTileRows = 16;     // runs per tile
 constexpr std::size_t kFlatChunk = 1 << 15;
-// uint16 dequantize_t64 with 64 values per row writes 16 floats to each of 64 output rows in
-// turn: with long rows (80x80 maps) those lines fall in few cache sets and evict each other
-// (measured slower), so long uint16 rows go in groups of 16 values; short rows are faster in
-// groups of 64. The uint8 kernel writes runs of 64 floats per channel whatever the group, so
-// it always takes groups of 64 (each source row is then read once per 64 values).
-constexpr std::size_t kT64MaxRows = 2048;
 
 const Kernels* detect_kernels() {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -443,14 +437,13 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
   }
 
   // Transposes of at least 16 values per row (e.g. NHWC -> NCHW with >= 16 channels), in groups
-  // of 16, 32, 48 or 64 channels, without a tile. When S is not a multiple of 16 a last group
-  // of 16 ends at S and overlaps the one before: those values are the same, written twice by
-  // one thread.
+  // of up to 64 channels (the kernels write each channel's rows in runs of 64 floats). When S is
+  // not a multiple of 16 a last group of 16 ends at S and overlaps the one before: those values
+  // are the same, written twice by one thread.
   if (K == 1 && S >= 16 && feature != FeatureAxis::kR &&
       k.dequantize_t64(nullptr, S, 0, out, R, 64, p.scales, p.zps, 0)) {
     constexpr std::size_t kRowsPerUnit = 256;
     const std::size_t step = feature == FeatureAxis::kS ? 1 : 0;
-    const std::size_t group = sizeof(T) == 1 || R <= kT64MaxRows ? 64 : 16;
     const std::size_t chunks = ceil_div(R, kRowsPerUnit), units = B * chunks;
     parallel_for(units, choose_threads(threads, units, bytes, Direction::kDequantize), [&](std::size_t u0, std::size_t u1) {
       for (std::size_t u = u0; u < u1; ++u) {
@@ -459,8 +452,8 @@ void dequantize_transform(const T* in, float* out, const BlockTranspose& g, Feat
         const T* src = in + (b * R + r0) * S;
         float* dst = out + b * S * R + r0;
         std::size_t s0 = 0;
-        for (; S - s0 >= 16; s0 += std::min<std::size_t>(group, (S - s0) / 16 * 16)) {
-          const std::size_t nch = std::min<std::size_t>(group, (S - s0) / 16 * 16);
+        for (; S - s0 >= 16; s0 += std::min<std::size_t>(64, (S - s0) / 16 * 16)) {
+          const std::size_t nch = std::min<std::size_t>(64, (S - s0) / 16 * 16);
           k.dequantize_t64(src + s0, S, nr, dst + s0 * R, R, nch, p.scales + s0 * step,
                            p.zps + s0 * step, step);
         }
