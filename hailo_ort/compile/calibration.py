@@ -289,8 +289,9 @@ def load_calibration(
     """Calibration feeds of the model's ``inputs`` (name → (shape, dtype)) from ``source``.
 
     ``source``: a folder of images, an ``.npz`` keyed by input name, an ``.npy`` (single-input
-    models), an array or ``{name: array}`` (each ``[N, ...]``), an iterable of feeds, or the
-    string ``"random"`` (with a warning; for smoke tests). ``pixel_inputs`` are inputs that
+    models; it and an uncompressed ``.npz`` are memory-mapped), an array or ``{name: array}``
+    (each ``[N, ...]``), an iterable of feeds, or the string ``"random"`` (with a warning; for
+    smoke tests). ``pixel_inputs`` are inputs that
     the model normalises itself (it takes pixel values 0..255): images are fed to them as
     0..255 and to other inputs as 0..1, unless ``image_scale`` says otherwise; ``unit_inputs``
     are inputs the model normalises as 0..1 images (no warning; random data is 0..1). ``limit`` keeps
@@ -396,8 +397,9 @@ def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     Members stored uncompressed (``numpy.savez``) are memory-mapped read-only: their samples
     are read from disk as they are used. Compressed members (``numpy.savez_compressed``) cannot
     be mapped and are read whole, with a :class:`CalibrationWarning` when they hold more than
-    :data:`COMPRESSED_NPZ_WARN_BYTES`. Object (pickled) arrays are refused. A file or member
-    that cannot be read raises :class:`~hailo_ort.errors.CalibrationError` naming both.
+    :data:`COMPRESSED_NPZ_WARN_BYTES`. Mapped members are not CRC-checked (that would read
+    them whole). Object (pickled) arrays are refused. A file or member that cannot be read
+    raises :class:`~hailo_ort.errors.CalibrationError` naming both.
     """
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
