@@ -8,8 +8,12 @@ of the full model's inputs, each array shaped exactly as that input. Bad data ra
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import struct
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -21,6 +25,8 @@ from ..errors import CalibrationError
 
 #: Fewer samples than this draw a warning (the Hailo model zoo calibrates with 1,024+).
 RECOMMENDED_SAMPLES = 256
+#: A compressed .npz holding more than this (uncompressed) draws a warning: it is read whole.
+COMPRESSED_NPZ_WARN_BYTES = 256 * 1024 * 1024
 #: Samples made by ``calibration="random"``.
 RANDOM_SAMPLES = 64
 IMAGE_EXTENSIONS = frozenset(
@@ -283,8 +289,9 @@ def load_calibration(
     """Calibration feeds of the model's ``inputs`` (name → (shape, dtype)) from ``source``.
 
     ``source``: a folder of images, an ``.npz`` keyed by input name, an ``.npy`` (single-input
-    models), an array or ``{name: array}`` (each ``[N, ...]``), an iterable of feeds, or the
-    string ``"random"`` (with a warning; for smoke tests). ``pixel_inputs`` are inputs that
+    models; it and an uncompressed ``.npz`` are memory-mapped), an array or ``{name: array}``
+    (each ``[N, ...]``), an iterable of feeds, or the string ``"random"`` (with a warning; for
+    smoke tests). ``pixel_inputs`` are inputs that
     the model normalises itself (it takes pixel values 0..255): images are fed to them as
     0..255 and to other inputs as 0..1, unless ``image_scale`` says otherwise; ``unit_inputs``
     are inputs the model normalises as 0..1 images (no warning; random data is 0..1). ``limit`` keeps
@@ -332,11 +339,7 @@ def load_calibration(
                 path, inputs, scale=image_scale, limit=limit, on_progress=on_progress
             )
         elif path.suffix.lower() == ".npz":
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    arrays = {k: data[k] for k in data.files}
-            except Exception as exc:
-                raise CalibrationError(f"cannot read calibration file {path}: {exc}") from exc
+            arrays = load_npz(path)
             feeds = from_arrays(arrays, inputs, where=str(path))
         elif path.suffix.lower() == ".npy":
             if len(inputs) != 1:
@@ -382,6 +385,150 @@ def load_calibration(
             stacklevel=2,
         )
     return feeds
+
+
+_LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # a zip member's local file header (30 bytes)
+
+
+def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz``, keyed as :func:`numpy.load` keys them (member name without
+    ``.npy``).
+
+    Members stored uncompressed (``numpy.savez``) are memory-mapped read-only: their samples
+    are read from disk as they are used. Compressed members (``numpy.savez_compressed``) cannot
+    be mapped and are read whole, with a :class:`CalibrationWarning` when they hold more than
+    :data:`COMPRESSED_NPZ_WARN_BYTES`. Mapped members are not CRC-checked (that would read
+    them whole). Object (pickled) arrays are refused. A file or member that cannot be read
+    raises :class:`~hailo_ort.errors.CalibrationError` naming both.
+    """
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with open(path, "rb") as f, zipfile.ZipFile(f) as zf:
+            size = os.fstat(f.fileno()).st_size
+            infos = [zf.getinfo(name) for name in dict.fromkeys(zf.namelist())]
+            infos = [i for i in infos if not i.is_dir()]
+            packed = sum(i.file_size for i in infos if i.compress_type != zipfile.ZIP_STORED)
+            if packed > COMPRESSED_NPZ_WARN_BYTES:
+                warnings.warn(
+                    f"{path} is a compressed .npz ({packed / 2**20:.0f} MB uncompressed): it "
+                    "is read whole into memory; save it with numpy.savez (uncompressed) or as "
+                    "one .npy per input so it can be memory-mapped",
+                    CalibrationWarning,
+                    stacklevel=3,
+                )
+            for info in infos:
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                try:
+                    if info.flag_bits & 0x1:
+                        raise _MemberError("is encrypted")
+                    array = None
+                    if info.compress_type == zipfile.ZIP_STORED:
+                        array = _map_stored_member(path, f, size, info)
+                    if array is None:
+                        with zf.open(info) as member:
+                            array = _read_member(member)
+                    arrays[key] = array
+                except _MemberError as exc:
+                    raise CalibrationError(
+                        f"cannot read calibration file {path}: member {info.filename!r} {exc}"
+                    ) from None
+                except (
+                    OSError,
+                    ValueError,
+                    EOFError,
+                    RuntimeError,  # zipfile: encrypted
+                    NotImplementedError,  # zipfile: unknown compression method
+                    zipfile.BadZipFile,
+                    zlib.error,
+                ) as exc:
+                    raise CalibrationError(
+                        f"cannot read calibration file {path}: member {info.filename!r}: {exc}"
+                    ) from exc
+    except zipfile.BadZipFile as exc:
+        raise CalibrationError(
+            f"cannot read calibration file {path}: not a valid .npz (zip) archive: {exc}"
+        ) from exc
+    except OSError as exc:
+        raise CalibrationError(f"cannot read calibration file {path}: {exc}") from exc
+    return arrays
+
+
+class _MemberError(Exception):
+    """What is wrong with one .npz member (completed with the file and member names)."""
+
+
+def _read_npy_header(fp: Any) -> tuple[tuple[int, ...], bool, np.dtype, bool]:
+    """(shape, fortran order, dtype, header understood) of the .npy at ``fp``'s position.
+
+    ``header understood`` is False for format versions other than 1.0 / 2.0 (then nothing
+    past the magic has been read)."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fp)
+    except ValueError:
+        raise _MemberError("is not a .npy array (save arrays with numpy.savez)") from None
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(fp)
+    else:
+        return (), False, np.dtype(np.uint8), False
+    if dtype.hasobject:
+        raise _MemberError("holds Python objects (a pickled array), not a numeric array")
+    return tuple(shape), bool(fortran), dtype, True
+
+
+def _read_member(fp: Any) -> np.ndarray:
+    """Read one member whole (compressed, or a .npy format version numpy maps no header of),
+    refusing pickles."""
+    if fp.read(6) != b"\x93NUMPY":
+        raise _MemberError("is not a .npy array (save arrays with numpy.savez)")
+    fp.seek(0)
+    try:
+        return np.lib.format.read_array(fp, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise _MemberError(
+                "holds Python objects (a pickled array), not a numeric array"
+            ) from None
+        raise
+
+
+def _map_stored_member(path: Path, f: Any, size: int, info: zipfile.ZipInfo) -> np.ndarray | None:
+    """Memory-map one uncompressed member (None: a .npy format version to read whole). Its
+    data start comes from its local header, whose extra field may differ from the central
+    directory's (numpy writes a zip64 one only there)."""
+    f.seek(info.header_offset)
+    raw = f.read(_LOCAL_HEADER.size)
+    if len(raw) < _LOCAL_HEADER.size:
+        raise _MemberError("is truncated (its local header lies past the end of the file)")
+    sig, _, _, method, _, _, _, _, _, name_len, extra_len = _LOCAL_HEADER.unpack(raw)
+    if sig != b"PK\x03\x04":
+        raise _MemberError("has no valid local header (the archive is corrupt)")
+    if method != zipfile.ZIP_STORED:
+        raise _MemberError("has a local header that disagrees with the archive's directory")
+    start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+    if start + info.file_size > size:
+        raise _MemberError(
+            f"is truncated ({info.file_size} bytes from offset {start}; the file has {size})"
+        )
+    f.seek(start)
+    shape, fortran, dtype, understood = _read_npy_header(f)
+    if not understood:
+        return None
+    offset = f.tell()
+    nbytes = math.prod(shape) * dtype.itemsize
+    if offset - start + nbytes > info.file_size:
+        raise _MemberError(
+            f"is truncated: its header describes {list(shape)} {dtype} ({nbytes} bytes) but "
+            f"the member holds {info.file_size - (offset - start)} bytes of data"
+        )
+    if nbytes == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(
+        path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C"
+    )
 
 
 def _npy_problem(path: Path, exc: Exception) -> str:
