@@ -40,6 +40,8 @@ def test_demo_text_report(monkeypatch, capsys, tmp_path) -> None:
     assert 90.0 < float(placement.group(3)) <= 100.0
     assert "note: this is a demo: calibrated on 64 synthetic images, not real data" in out
     assert "compile: emulate (no Hailo DFC found" in out
+    # without --out the model lives in a temporary folder, and the line says so
+    assert "-> mobilenet_v2.hailo.onnx (in a temporary folder; --out DIR keeps it)" in out
     assert "device: the emulator" in out
     acc = re.search(r"  probs: cosine ([\d.]+), SNR ([\d.-]+) dB, max abs error ([\d.e-]+)", out)
     assert acc and 0.9 < float(acc.group(1)) <= 1.0 and float(acc.group(3)) > 0

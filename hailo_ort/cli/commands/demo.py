@@ -153,7 +153,7 @@ def _demo(args: argparse.Namespace, out_dir: Path) -> int:
         backend_text = "dfc (the Hailo Dataflow Compiler)"
     say(
         f"compile: {backend_text}, {compile_s:.1f} s{' (cache)' if cache else ''} -> "
-        f"{hailo_path.name if not args.out else hailo_path}"
+        f"{hailo_path if args.out else hailo_path.name + ' (in a temporary folder; --out DIR keeps it)'}"
     )
 
     # 3. the best device present for what was compiled
