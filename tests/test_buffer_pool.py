@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from _threads import run_concurrently
 from onnx import TensorProto, helper
 
 from hailo_ort import _native
@@ -119,29 +120,20 @@ def test_bad_requests():
 def test_thread_safety():
     pool = BufferPool()
     n_threads, rounds = 6, 200
-    errors: list[BaseException] = []
     start = threading.Barrier(n_threads)
 
     def work(tid: int) -> None:
-        try:
-            start.wait()
-            for i in range(rounds):
-                a = pool.acquire((256 + (i % 3) * 1024,), np.int32)
-                a[:] = tid
-                b = pool.acquire((256,), np.int32)
-                b[:] = -tid
-                # nobody else may have written into our buffers meanwhile
-                assert (a == tid).all() and (b == -tid).all()
-                del a, b
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+        start.wait()
+        for i in range(rounds):
+            a = pool.acquire((256 + (i % 3) * 1024,), np.int32)
+            a[:] = tid
+            b = pool.acquire((256,), np.int32)
+            b[:] = -tid
+            # nobody else may have written into our buffers meanwhile
+            assert (a == tid).all() and (b == -tid).all()
+            del a, b
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_concurrently(work, n_threads)
     st = pool.stats()
     assert st.live == 0
     assert st.allocations + st.reuses == n_threads * rounds * 2

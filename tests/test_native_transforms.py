@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _threads import run_concurrently
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -283,21 +284,12 @@ def test_concurrent_calls_from_python_threads():
     q = QuantInfo(zp=10.0, scale=0.05, limvals_min=-0.5, limvals_max=12.25)
     inputs = [rng.normal(2, 3, size=(1, 3, 97, 131)).astype(np.float32) for _ in range(4)]
     expected = [to_device_reference(x, q) for x in inputs]
-    errors: list[BaseException] = []
 
     def work(i: int) -> None:
-        try:
-            for _ in range(20):
-                np.testing.assert_array_equal(to_device(inputs[i], q), expected[i])
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for _ in range(20):
+            np.testing.assert_array_equal(to_device(inputs[i], q), expected[i])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_concurrently(work, 4)
 
 
 def test_multithreaded_calls_from_python_threads_share_the_pool(split_early):
@@ -308,25 +300,16 @@ def test_multithreaded_calls_from_python_threads_share_the_pool(split_early):
     inputs = [rng.normal(2, 3, size=(1, 3, 640, 640)).astype(np.float32) for _ in range(3)]
     expected = [to_device_reference(x, q, "uint8", "NCHW", "NHWC") for x in inputs]
     assert _native.transform_threads(4, inputs[0].nbytes) == 4
-    errors: list[BaseException] = []
 
     def work(i: int) -> None:
-        try:
-            for _ in range(6):
-                got = to_device(inputs[i], q, "uint8", "NCHW", "NHWC", threads=4)
-                np.testing.assert_array_equal(got, expected[i])
-                back = from_device(got, q, "NCHW", "NHWC", threads=4)
-                ref = from_device_reference(got, q, "NCHW", "NHWC")
-                np.testing.assert_array_equal(back.view(np.uint32), ref.view(np.uint32))
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for _ in range(6):
+            got = to_device(inputs[i], q, "uint8", "NCHW", "NHWC", threads=4)
+            np.testing.assert_array_equal(got, expected[i])
+            back = from_device(got, q, "NCHW", "NHWC", threads=4)
+            ref = from_device_reference(got, q, "NCHW", "NHWC")
+            np.testing.assert_array_equal(back.view(np.uint32), ref.view(np.uint32))
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_concurrently(work, 3)
     started = _native.pool_workers()
     assert 1 <= started <= 3  # at most threads - 1 workers, whoever asked
     to_device(inputs[0], q, "uint8", "NCHW", "NHWC", threads=4)

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+from _threads import run_concurrently
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_native_transforms import (
@@ -225,25 +226,16 @@ def test_one_object_from_several_threads(shape):
     inputs = [rng.normal(1, 2, size=shape).astype(np.float32) for _ in range(4)]
     expected = [to_device_reference(x, q) for x in inputs]
     back_expected = [from_device_reference(e, q) for e in expected]
-    errors: list[BaseException] = []
     rounds = 30 if math.prod(shape) < 100_000 else 3
 
     def work(i: int) -> None:
-        try:
-            out = np.empty(dev_shape, np.uint8)
-            back = np.empty(shape, np.float32)
-            for _ in range(rounds):
-                np.testing.assert_array_equal(to_dev(inputs[i], out), expected[i])
-                _same_floats(from_dev(out, back), back_expected[i])
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+        out = np.empty(dev_shape, np.uint8)
+        back = np.empty(shape, np.float32)
+        for _ in range(rounds):
+            np.testing.assert_array_equal(to_dev(inputs[i], out), expected[i])
+            _same_floats(from_dev(out, back), back_expected[i])
 
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    assert not errors
+    run_concurrently(work, 4)
 
 
 def test_gil_is_released_for_large_tensors_only():
