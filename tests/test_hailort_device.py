@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _threads import run_concurrently
 from conftest import shared_fixture
 
 import hailo_ort.hef
@@ -779,24 +780,15 @@ def test_many_threads_share_one_vdevice(fake_hp):
     part_count = 8
     parts = [shortcut_partition(i) for i in range(part_count)]
     keeper = hailort.open_device()
-    errors: list[BaseException] = []
 
     def session(i: int) -> None:
-        try:
-            with hailort.open_device() as device:
-                loaded = device.load(parts[i], batch_size=1)
-                for seed in range(3):
-                    inputs = _inputs(loaded, frames=2, seed=100 * i + seed)
-                    _assert_outputs(fake_hp, loaded, inputs, loaded.infer(inputs, 3000))
-        except BaseException as exc:
-            errors.append(exc)
+        with hailort.open_device() as device:
+            loaded = device.load(parts[i], batch_size=1)
+            for seed in range(3):
+                inputs = _inputs(loaded, frames=2, seed=100 * i + seed)
+                _assert_outputs(fake_hp, loaded, inputs, loaded.infer(inputs, 3000))
 
-    threads = [threading.Thread(target=session, args=(i,)) for i in range(part_count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20.0)
-    assert not errors, errors[0]
+    run_concurrently(session, part_count, timeout=20.0)
     assert len(fake_hp.STATE.vdevices_created) == 1
     assert hailort.open_vdevices() == {(None, None, False): 1}
     keeper.close()
