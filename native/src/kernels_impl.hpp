@@ -754,8 +754,9 @@ bool deinterleave3(const float*, std::size_t, T*, std::size_t, float, float, flo
 #endif
 
 // out[r * len + i] = (in[r * in_stride + i] - zp) * scale for r < rows, i < len: strided
-// rows into contiguous ones (e.g. NHCW -> NCHW), with no call per row. False (nothing done)
-// when this kernel set has no such path; rows == 0 only asks.
+// rows into contiguous ones (e.g. NHCW -> NCHW), with no call per row through the kernel
+// table. Every kernel set has it (the contract still allows false: nothing done); rows == 0
+// only asks.
 #if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
 bool dequantize_rows(const std::uint8_t* __restrict in, std::size_t in_stride, std::size_t rows,
                      std::size_t len, float* __restrict out, float scale, float zp) {
@@ -780,14 +781,22 @@ bool dequantize_rows(const std::uint8_t* __restrict in, std::size_t in_stride, s
   return true;
 }
 
-bool dequantize_rows(const std::uint16_t*, std::size_t, std::size_t, std::size_t, float*, float,
-                     float) {
-  return false;
+bool dequantize_rows(const std::uint16_t* __restrict in, std::size_t in_stride, std::size_t rows,
+                     std::size_t len, float* __restrict out, float scale, float zp) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    dequantize_run(in + r * in_stride, out + r * len, len, scale, zp);
+  }
+  return true;
 }
 #else
+// Other kernel sets: the flat loop (auto-vectorised) row by row, inlined here.
 template <class T>
-bool dequantize_rows(const T*, std::size_t, std::size_t, std::size_t, float*, float, float) {
-  return false;
+bool dequantize_rows(const T* __restrict in, std::size_t in_stride, std::size_t rows,
+                     std::size_t len, float* __restrict out, float scale, float zp) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    dequantize_run(in + r * in_stride, out + r * len, len, scale, zp);
+  }
+  return true;
 }
 #endif
 
