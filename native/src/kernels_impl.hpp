@@ -473,34 +473,7 @@ void dequantize_run_pf(const T* __restrict in, float* __restrict out, std::size_
 // quantized and narrowed in registers, then three permutations interleave them. Returns false
 // (and does nothing) when this kernel set has no such path or the parameters need the general
 // one; n == 0 asks only that.
-#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
-// Position of value p in the register the RoundLanes packs produce (E elements per register;
-// the packs interleave 128-bit lanes of 4 int32 sources).
-constexpr std::size_t packed_pos(std::size_t p, std::size_t e) {
-  return (e / 4) * ((p % 16) / 4) + 4 * (p / 16) + p % 4;
-}
-
-template <class T, class Mask>
-struct Interleave3Index {
-  alignas(64) T ab[3][64 / sizeof(T)];  // from the planes 0 (idx < E) and 1 (idx >= E)
-  alignas(64) T c[3][64 / sizeof(T)];   // from plane 2, where `mask` is set
-  Mask mask[3];
-  Interleave3Index() : ab(), c(), mask() {
-    constexpr std::size_t E = 64 / sizeof(T);
-    for (std::size_t k = 0; k < 3; ++k) {
-      for (std::size_t t = 0; t < E; ++t) {
-        const std::size_t j = E * k + t, plane = j % 3, pos = packed_pos(j / 3, E);
-        if (plane == 2) {
-          c[k][t] = static_cast<T>(pos);
-          mask[k] = static_cast<Mask>(mask[k] | (Mask{1} << t));
-        } else {
-          ab[k][t] = static_cast<T>(pos + plane * E);
-        }
-      }
-    }
-  }
-};
-
+#if HAILO_KERNELS_X86
 // with_round_lanes for 3 planes with their own parameters: fn(lanes) with RoundLanes<Div>[3].
 template <class F>
 inline bool with_round_lanes3(const float* scales, const float* zps, float lo, float hi,
@@ -539,6 +512,35 @@ void quantize3_tail(const float* in, std::size_t plane_stride, T* out, std::size
     }
   }
 }
+#endif
+
+#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
+// Position of value p in the register the RoundLanes packs produce (E elements per register;
+// the packs interleave 128-bit lanes of 4 int32 sources).
+constexpr std::size_t packed_pos(std::size_t p, std::size_t e) {
+  return (e / 4) * ((p % 16) / 4) + 4 * (p / 16) + p % 4;
+}
+
+template <class T, class Mask>
+struct Interleave3Index {
+  alignas(64) T ab[3][64 / sizeof(T)];  // from the planes 0 (idx < E) and 1 (idx >= E)
+  alignas(64) T c[3][64 / sizeof(T)];   // from plane 2, where `mask` is set
+  Mask mask[3];
+  Interleave3Index() : ab(), c(), mask() {
+    constexpr std::size_t E = 64 / sizeof(T);
+    for (std::size_t k = 0; k < 3; ++k) {
+      for (std::size_t t = 0; t < E; ++t) {
+        const std::size_t j = E * k + t, plane = j % 3, pos = packed_pos(j / 3, E);
+        if (plane == 2) {
+          c[k][t] = static_cast<T>(pos);
+          mask[k] = static_cast<Mask>(mask[k] | (Mask{1} << t));
+        } else {
+          ab[k][t] = static_cast<T>(pos + plane * E);
+        }
+      }
+    }
+  }
+};
 
 template <class Lanes>
 inline __m512i packed_u8(const Lanes& lanes, const float* in, std::size_t i) {
@@ -628,6 +630,78 @@ bool quantize3(const float* __restrict in, std::size_t plane_stride,
   return true;
 }
 
+#elif HAILO_KERNELS_X86 && defined(__AVX2__) && HAILO_KERNELS_HAVE_FMA
+// AVX2, uint8: each plane's 32 values are quantized and packed in order (as quantize_round),
+// then interleaved 16 pixels per 128-bit lane by byte shuffles (3 sources x 3 outputs, or'ed),
+// and the lanes' 48-byte groups put back in order by lane permutes.
+struct Interleave3Masks {
+  alignas(32) std::uint8_t m[3][3][32];  // [output register j][source plane c]
+  Interleave3Masks() : m() {
+    for (int j = 0; j < 3; ++j) {
+      for (int c = 0; c < 3; ++c) {
+        for (int t = 0; t < 32; ++t) {
+          const int k = 16 * j + t % 16;  // byte of the lane's 48-byte group
+          m[j][c][t] = k % 3 == c ? static_cast<std::uint8_t>(k / 3) : 0x80;
+        }
+      }
+    }
+  }
+};
+
+template <class Lanes>
+inline __m256i packed_u8(const Lanes& lanes, const float* in, std::size_t i) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i ab = _mm256_packs_epi32(lanes(in, i), lanes(in, i + 8));
+  const __m256i cd = _mm256_packs_epi32(lanes(in, i + 16), lanes(in, i + 24));
+  return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
+}
+
+template <class Lanes>
+void quantize3_avx2(const float* __restrict in, std::size_t plane_stride,
+                    std::uint8_t* __restrict out, std::size_t n, const Lanes* lanes,
+                    const Interleave3Masks& masks) {
+  __m256i m[3][3];
+  for (int j = 0; j < 3; ++j) {
+    for (int c = 0; c < 3; ++c) {
+      m[j][c] = _mm256_load_si256(reinterpret_cast<const __m256i*>(masks.m[j][c]));
+    }
+  }
+  for (std::size_t i = 0; i + 32 <= n; i += 32) {
+    const __m256i p[3] = {packed_u8(lanes[0], in, i), packed_u8(lanes[1], in + plane_stride, i),
+                          packed_u8(lanes[2], in + 2 * plane_stride, i)};
+    __m256i o[3];
+    for (int j = 0; j < 3; ++j) {
+      o[j] = _mm256_or_si256(
+          _mm256_or_si256(_mm256_shuffle_epi8(p[0], m[j][0]), _mm256_shuffle_epi8(p[1], m[j][1])),
+          _mm256_shuffle_epi8(p[2], m[j][2]));
+    }
+    // o[j] holds bytes 16 j .. 16 j + 15 of pixels 0-15 (low lane) and of pixels 16-31 (high)
+    std::uint8_t* d = out + 3 * i;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm256_permute2x128_si256(o[0], o[1], 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 32),
+                        _mm256_permute2x128_si256(o[2], o[0], 0x30));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 64),
+                        _mm256_permute2x128_si256(o[1], o[2], 0x31));
+  }
+}
+
+bool quantize3(const float* __restrict in, std::size_t plane_stride,
+               std::uint8_t* __restrict out, std::size_t n, const float* scales,
+               const float* zps, float lo, float hi) {
+  static const Interleave3Masks masks;
+  if (!with_round_lanes3(scales, zps, lo, hi, [&](const auto* lanes) {
+        if (n != 0) quantize3_avx2(in, plane_stride, out, n, lanes, masks);
+      })) {
+    return false;
+  }
+  quantize3_tail(in, plane_stride, out, n - n % 32, n, scales, zps, lo, hi);
+  return true;
+}
+
+bool quantize3(const float*, std::size_t, std::uint16_t*, std::size_t, const float*,
+               const float*, float, float) {
+  return false;
+}
 #else
 template <class T>
 bool quantize3(const float*, std::size_t, T*, std::size_t, const float*, const float*, float,
@@ -1273,6 +1347,142 @@ bool dequantize_t64(const std::uint16_t* __restrict src, std::size_t src_stride,
       transpose_16x16_ps(v);
       for (std::size_t i = 0; i < 16; ++i) _mm512_storeu_ps(dst + (c0 + i) * dst_stride + r, v[i]);
     }
+  }
+  for (; r < rows; ++r) {
+    for (std::size_t ch = 0; ch < nch; ++ch) {
+      dst[ch * dst_stride + r] =
+          (static_cast<float>(src[r * src_stride + ch]) - zps[ch * step]) * scales[ch * step];
+    }
+  }
+  return true;
+}
+#elif HAILO_KERNELS_X86 && defined(__AVX2__)
+inline void transpose_16x16_u8_lanes(__m256i* v) {  // transpose_16x16_u8 in each 128-bit lane
+  for (int round = 0; round < 4; ++round) {
+    __m256i t[16];
+    for (int k = 0; k < 8; ++k) {
+      t[2 * k] = _mm256_unpacklo_epi8(v[k], v[k + 8]);
+      t[2 * k + 1] = _mm256_unpackhi_epi8(v[k], v[k + 8]);
+    }
+    for (int k = 0; k < 16; ++k) v[k] = t[k];
+  }
+}
+
+// Load 32 bytes, or only the first 16 (the rest zero) when just one 16-channel lane is used.
+inline __m256i load_channels(const std::uint8_t* p, bool two_lanes) {
+  return two_lanes
+             ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+             : _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// 8 consecutive rows of one channel (8 bytes) dequantized into 8 floats.
+inline void dequantize8(const std::uint8_t* q, float* dst, __m256 zp, __m256 scale) {
+  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q));
+  const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b));
+  _mm256_storeu_ps(dst, _mm256_mul_ps(_mm256_sub_ps(f, zp), scale));
+}
+
+// AVX2, uint8, nch 16 .. 64: as the AVX-512 kernel, with 32 values (two 128-bit lanes) per
+// row load: 16-row sub-blocks are transposed 16 x 16 in each lane into a tile, then each
+// channel's rows are widened from the tile and stored as one run (64 floats per 64-row block;
+// a last block of 16 .. 48 rows the same way). The last rows % 16 go one by one.
+bool dequantize_t64(const std::uint8_t* __restrict src, std::size_t src_stride, std::size_t rows,
+                    float* __restrict dst, std::size_t dst_stride, std::size_t nch,
+                    const float* scales, const float* zps, std::size_t step) {
+  alignas(32) std::uint8_t tile[4][16][32];  // [sub-block][i][16 l + row]: channel 16 l + i
+  std::size_t r = 0;
+  while (rows - r >= 16) {
+    const std::size_t nsb = (rows - r) / 16 < 4 ? (rows - r) / 16 : 4;  // 16-row sub-blocks
+    for (std::size_t c0 = 0; c0 < nch; c0 += 32) {
+      const bool two_lanes = nch - c0 >= 32;
+      for (std::size_t sb = 0; sb < nsb; ++sb) {
+        __m256i v[16];
+        const std::uint8_t* p = src + (r + 16 * sb) * src_stride + c0;
+        for (int j = 0; j < 16; ++j, p += src_stride) v[j] = load_channels(p, two_lanes);
+        transpose_16x16_u8_lanes(v);
+        for (int i = 0; i < 16; ++i) {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(tile[sb][i]), v[i]);
+        }
+      }
+      for (std::size_t l = 0; l < (two_lanes ? 2u : 1u); ++l) {
+        for (std::size_t i = 0; i < 16; ++i) {
+          const std::size_t ch = c0 + 16 * l + i;
+          const __m256 zp = _mm256_set1_ps(zps[ch * step]);
+          const __m256 scale = _mm256_set1_ps(scales[ch * step]);
+          float* d = dst + ch * dst_stride + r;
+          for (std::size_t sb = 0; sb < nsb; ++sb) {
+            dequantize8(&tile[sb][i][16 * l], d + 16 * sb, zp, scale);
+            dequantize8(&tile[sb][i][16 * l + 8], d + 16 * sb + 8, zp, scale);
+          }
+        }
+      }
+    }
+    r += 16 * nsb;
+  }
+  for (; r < rows; ++r) {
+    for (std::size_t ch = 0; ch < nch; ++ch) {
+      dst[ch * dst_stride + r] =
+          (static_cast<float>(src[r * src_stride + ch]) - zps[ch * step]) * scales[ch * step];
+    }
+  }
+  return true;
+}
+
+inline void transpose_8x8_u16_lanes(__m256i* v) {  // transpose_8x8_u16 in each 128-bit lane
+  for (int round = 0; round < 3; ++round) {
+    __m256i t[8];
+    for (int k = 0; k < 4; ++k) {
+      t[2 * k] = _mm256_unpacklo_epi16(v[k], v[k + 4]);
+      t[2 * k + 1] = _mm256_unpackhi_epi16(v[k], v[k + 4]);
+    }
+    for (int k = 0; k < 8; ++k) v[k] = t[k];
+  }
+}
+
+// 8 consecutive rows of one channel (8 uint16) dequantized into 8 floats.
+inline void dequantize8(const std::uint16_t* q, float* dst, __m256 zp, __m256 scale) {
+  const __m128i w = _mm_load_si128(reinterpret_cast<const __m128i*>(q));
+  const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(w));
+  _mm256_storeu_ps(dst, _mm256_mul_ps(_mm256_sub_ps(f, zp), scale));
+}
+
+// AVX2, uint16, nch 16 .. 64 in passes of 16: each 16-row sub-block is loaded one row per
+// register (two sets of 8 rows), transposed 8 x 8 in each 128-bit lane, and each channel's two
+// 8-row halves joined by one lane permute into a tile; then each channel's rows are widened
+// from the tile and stored as one run. The last rows % 16 go one by one.
+bool dequantize_t64(const std::uint16_t* __restrict src, std::size_t src_stride,
+                    std::size_t rows, float* __restrict dst, std::size_t dst_stride,
+                    std::size_t nch, const float* scales, const float* zps, std::size_t step) {
+  alignas(32) std::uint16_t tile[16][64];  // [channel][row]
+  std::size_t r = 0;
+  while (rows - r >= 16) {
+    const std::size_t nsb = (rows - r) / 16 < 4 ? (rows - r) / 16 : 4;  // 16-row sub-blocks
+    for (std::size_t c0 = 0; c0 < nch; c0 += 16) {
+      for (std::size_t sb = 0; sb < nsb; ++sb) {
+        __m256i a[8], b[8];
+        const std::uint16_t* p = src + (r + 16 * sb) * src_stride + c0;
+        for (int j = 0; j < 8; ++j) {
+          a[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j * src_stride));
+          b[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + (8 + j) * src_stride));
+        }
+        transpose_8x8_u16_lanes(a);  // a[i] lane l: channel 8 l + i, rows 0 .. 7
+        transpose_8x8_u16_lanes(b);  // rows 8 .. 15
+        for (int i = 0; i < 8; ++i) {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(&tile[i][16 * sb]),
+                             _mm256_permute2x128_si256(a[i], b[i], 0x20));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(&tile[8 + i][16 * sb]),
+                             _mm256_permute2x128_si256(a[i], b[i], 0x31));
+        }
+      }
+      for (std::size_t c = 0; c < 16; ++c) {
+        const std::size_t ch = c0 + c;
+        const __m256 zp = _mm256_set1_ps(zps[ch * step]);
+        const __m256 scale = _mm256_set1_ps(scales[ch * step]);
+        float* d = dst + ch * dst_stride + r;
+        for (std::size_t k = 0; k < 16 * nsb; k += 8) dequantize8(&tile[c][k], d + k, zp, scale);
+      }
+    }
+    r += 16 * nsb;
   }
   for (; r < rows; ++r) {
     for (std::size_t ch = 0; ch < nch; ++ch) {
