@@ -12,9 +12,11 @@
 // narrowing of the store. Where the scale and zero point allow (reciprocal_exact), the division
 // is Markstein's reciprocal product corrected by one FMA, which yields the very quotient of the
 // division (the divider's throughput bounded the loop: 1.5x slower on the development CPU).
-// AVX-512 also has layout kernels without a tile: 3 planes <-> interleaved triples (quantize3,
-// deinterleave3: VBMI/BW permutes) and transposing dequantize (dequantize_t64: 16 x 16 byte
-// transposes in each 128-bit lane, converted and stored straight to the output rows).
+// AVX-512 also has layout kernels: 3 planes <-> interleaved triples (quantize3, deinterleave3:
+// VBMI/BW permutes) and transposing dequantize (dequantize_t64: rows loaded one per register,
+// 16 x 16 byte / 8 x 8 word transposes in each 128-bit lane, a small tile, and each channel's
+// rows stored as one run of floats). AVX2 has dequantize_t64 the same way with 32-byte rows, and
+// the uint8 quantize3 by byte shuffles. Other sets: the general tiled path (transforms.cpp).
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
