@@ -176,7 +176,7 @@ def run_case(case: Case, threads: int, min_time: float, repeat: int) -> dict:
     def gbps(b: int, t: float) -> float:
         return b / t / 1e9
 
-    used = _native.transform_threads(threads, nbytes)
+    used = _native.transform_threads(threads, nbytes, quantize=case.direction == "to_device")
     return {
         **{k: v for k, v in asdict(case).items() if k != "host_shape"},
         "host_shape": list(case.host_shape),

@@ -51,6 +51,7 @@ struct Kernels {
   const char* name;
   TypedKernels<std::uint8_t> u8;
   TypedKernels<std::uint16_t> u16;
+  bool (*uses_vbmi)();  // whether the layout kernels take their AVX-512 VBMI paths
 };
 
 // Each returns nullptr when that variant was not compiled in (e.g. AVX on arm64).

@@ -2,7 +2,8 @@
 // name of the accessor to define) and HAILO_KERNELS_NAME. Everything else has internal linkage.
 //
 // Quantize: round_half_even(clip(x, lo, hi) / scale + zp), saturated to [0, qmax], in float32
-// with the very operations of the numpy reference (a true division), NaN -> 0. Rounding uses the
+// with the results of the numpy reference bit for bit (its true division's quotient, see
+// CorrectedReciprocal below), NaN -> 0. Rounding uses the
 // exact 2^23 trick: for 0 <= v <= 65535, v + 2^23 is rounded to an integer, ties to even, in the
 // default rounding mode, and that integer is the low bits of the sum's representation; unlike
 // std::nearbyint this vectorises. On x86 the quantize loop is written with SSE2/AVX2/AVX-512
@@ -22,6 +23,9 @@
 #include <cstring>
 
 #include "kernels.hpp"
+
+// getenv without <cstdlib>: this file includes no C++ library header (see kernels.hpp).
+extern "C" char* getenv(const char* name) noexcept;
 
 #if defined(HAILO_KERNELS_NO_INTRINSICS)
 #define HAILO_KERNELS_X86 0
@@ -151,12 +155,17 @@ struct ExactLanes {
 // round and clamp commute because 0 and qmax are integers, and a NaN converts to INT32_MIN,
 // which saturates to 0 like the reference's NaN. When round(lo / scale + zp) <= 0 (the clip at
 // lo can only give 0) the clip at lo is left out: every x < lo also gives 0 (the map is monotone
-// for scale > 0; -inf converts to INT32_MIN).
+// for scale > 0; -inf converts to INT32_MIN, and with the corrected reciprocal -inf, or an x
+// whose product with 1 / scale overflows, becomes NaN first, which converts the same).
 // The division by the scale, as the reference does it (a true division), or, where
 // reciprocal_exact allows, as Markstein's corrected reciprocal: q = x * r with r = RN(1 / s),
-// then q + (x - q * s) * r with the remainder exact in one FMA; that is RN(x / s) whenever the
-// remainder does not underflow (|x| >= 2^-70 here), and costs three FMA-unit operations instead
-// of the divider's much lower throughput.
+// then q + (x - q * s) * r, the remainder in one FMA. Markstein's theorem makes that RN(x / s)
+// when q is within an ulp of x / s and the remainder does not underflow (|x| >= 2^-70 here);
+// q can be slightly more than an ulp off for scales whose significand is near 2, where the
+// theorem does not apply, and the result was RN(x / s) there too for every float32 x in the
+// exhaustive runs of native/tools/reciprocal_check.cpp (scales 1/k, k/255, the 32 significands
+// just below 2, the 32 reciprocals with the largest rounding error, random ones). It costs three
+// FMA-unit operations instead of the divider's much lower throughput.
 struct TrueDivision {
   VecF s;
   VecF operator()(VecF v) const { return vdiv(v, s); }
@@ -182,9 +191,10 @@ struct CorrectedReciprocal {
 
 // True when the corrected reciprocal gives the quantized values of the true division for every
 // input (in the domain round_saturate_ok admits): with 2^-30 <= scale <= 2^30, an x with
-// |x| >= 2^-70 has a normal quotient and an exact FMA remainder, so the two quotients are
-// equal; a smaller x has both quotients below 2^-40 in magnitude, which round to 0 with zp == 0
-// and vanish in the sum with |zp| >= 2^-10 (half an ulp of zp is at least 2^-34).
+// |x| >= 2^-70 has a normal quotient and a remainder that does not underflow, so the two
+// quotients are equal (see CorrectedReciprocal above for what proves or checked that); a
+// smaller x has both quotients below 2^-40 in magnitude, which round to 0 with zp == 0 and
+// vanish in the sum with |zp| >= 2^-10 (half an ulp of zp is at least 2^-35).
 inline bool reciprocal_exact(float scale, float zp) {
   const float azp = zp < 0.0f ? -zp : zp;
   return HAILO_KERNELS_HAVE_FMA && scale >= 0x1p-30f && scale <= 0x1p30f &&
@@ -572,10 +582,13 @@ __attribute__((target("avx512vbmi"))) void quantize3_vbmi(
   }
 }
 
+// HAILO_ORT_NO_VBMI=1 in the environment makes the kernels act as on an AVX-512 CPU without
+// VBMI (for tests of those paths on a CPU that has it).
 inline bool cpu_has_vbmi() {
   static const bool has = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vbmi") != 0;
+    const char* off = getenv("HAILO_ORT_NO_VBMI");
+    return __builtin_cpu_supports("avx512vbmi") != 0 && !(off != nullptr && off[0] == '1');
   }();
   return has;
 }
@@ -1516,7 +1529,14 @@ constexpr TypedKernels<T> typed() {
                          &dequantize_run_pf<T>, dt64, &scatter<T>, &gather<T>};
 }
 
-const Kernels kTable{HAILO_KERNELS_NAME, typed<std::uint8_t>(), typed<std::uint16_t>()};
+#if HAILO_KERNELS_X86 && defined(__AVX512F__) && defined(__AVX512BW__)
+bool uses_vbmi() { return cpu_has_vbmi(); }
+#else
+bool uses_vbmi() { return false; }
+#endif
+
+const Kernels kTable{HAILO_KERNELS_NAME, typed<std::uint8_t>(), typed<std::uint16_t>(),
+                     &uses_vbmi};
 
 }  // namespace
 

@@ -4,12 +4,19 @@
 // and waits until no worker is attached to it, so the job (on the caller's stack) outlives every
 // use. Several callers (Python threads running transforms at once) share the workers.
 //
+// Workers run a job's calls with the caller's floating-point control word (x86 MXCSR: rounding,
+// flush-to-zero), so a split transform computes exactly what one thread would.
+//
 // The pool is allocated once and never destroyed: detached workers may still be waiting on its
 // condition variable when the process exits. A forked child gets a new pool on first use (its
 // parent's workers do not exist there).
 #include "thread_pool.hpp"
 
 #include <pthread.h>
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>  // _mm_getcsr / _mm_setcsr
+#define HAILO_ORT_HAVE_MXCSR 1
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -26,6 +33,9 @@ struct Job {
   void (*task)(void*, std::size_t);
   void* ctx;
   std::size_t count;
+#if defined(HAILO_ORT_HAVE_MXCSR)
+  unsigned int mxcsr = 0;  // the caller's rounding / flush-to-zero modes, used by the workers
+#endif
   std::atomic<std::size_t> next{0};
   int attached = 0;           // workers inside claim(); guarded by Pool::mutex
   std::exception_ptr error;   // the first exception; guarded by Pool::mutex
@@ -39,7 +49,7 @@ class Pool {
       start_workers(max_workers);
       queue_.push_back(&job);
     }
-    wake_.notify_all();
+    for (std::size_t k = 0; k < max_workers; ++k) wake_.notify_one();  // not every idle worker
     claim(job);
     std::unique_lock<std::mutex> lock(mutex_);
     const auto it = std::find(queue_.begin(), queue_.end(), &job);
@@ -85,7 +95,14 @@ class Pool {
       Job& job = *queue_.front();
       ++job.attached;
       lock.unlock();
+#if defined(HAILO_ORT_HAVE_MXCSR)
+      const unsigned int own = _mm_getcsr();
+      _mm_setcsr(job.mxcsr);  // compute as the caller's thread would
       claim(job);
+      _mm_setcsr(own);
+#else
+      claim(job);
+#endif
       lock.lock();
       // every index is claimed now: later workers need not look at this job
       const auto it = std::find(queue_.begin(), queue_.end(), &job);
@@ -134,6 +151,9 @@ void run_parallel(std::size_t count, std::size_t max_workers, void (*task)(void*
   job.task = task;
   job.ctx = ctx;
   job.count = count;
+#if defined(HAILO_ORT_HAVE_MXCSR)
+  job.mxcsr = _mm_getcsr();
+#endif
   pool().run(job, std::min(max_workers, count - 1));
 }
 

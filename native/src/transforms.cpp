@@ -24,10 +24,11 @@
 namespace hailo_ort {
 namespace {
 
-// Bytes (read + written) per thread below which splitting a transform does not pay. Measured on
-// the development machine (2 cores, AMD EPYC; benchmarks/README.md): quantizing, bound by the
-// arithmetic, gains from ~6 MB; dequantizing, bound by writing the floats, only from ~10 MB (at
-// 2.5 MB two threads were twice as slow as one).
+// Bytes (read + written) per thread below which splitting a transform does not pay, so two
+// threads from 4 MB quantizing and 8 MB dequantizing. Measured on the development machine (2
+// cores, AMD EPYC; benchmarks/README.md): quantizing, bound by the arithmetic, gained at 6 MB
+// (not at 3.5 MB); dequantizing, bound by writing the floats, at 10 MB (not at 5 MB; at 2.5 MB
+// two threads were twice as slow as one).
 constexpr std::size_t kMinBytesPerThreadQuantize = 2u << 20;
 constexpr std::size_t kMinBytesPerThreadDequantize = 4u << 20;
 std::atomic<std::size_t> g_min_bytes_quantize{kMinBytesPerThreadQuantize};
@@ -166,6 +167,8 @@ std::vector<std::string> kernel_sets() {
 }
 
 std::string kernel_set() { return active_kernels().name; }
+
+bool kernel_set_uses_vbmi() { return active_kernels().uses_vbmi(); }
 
 void use_kernel_set(const std::string& name) {
   const Kernels* chosen = nullptr;

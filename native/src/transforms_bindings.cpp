@@ -508,6 +508,9 @@ void register_transforms(py::module_& m) {
   m.def("kernel_sets", &kernel_sets,
         "Instruction-set variants of the transform kernels usable on this CPU, best last.");
   m.def("kernel_set", &kernel_set, "The kernel set the transforms use now.");
+  m.def("kernel_set_uses_vbmi", &kernel_set_uses_vbmi,
+        "Whether the active kernel set takes its AVX-512 VBMI paths (off with "
+        "HAILO_ORT_NO_VBMI=1 in the environment).");
   m.def(
       "use_kernel_set",
       [](const std::string& name) {

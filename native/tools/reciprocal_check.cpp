@@ -1,11 +1,13 @@
 // Exhaustive check of the quantize kernels' corrected reciprocal (kernels_impl.hpp,
 // CorrectedReciprocal / reciprocal_exact) against the true division, over every float32 x.
 //
-//   g++ -O2 -std=c++17 -mavx512f -mavx512bw -mavx512vl native/tools/reciprocal_check.cpp \
-//       -o /tmp/reciprocal_check && /tmp/reciprocal_check [N_RANDOM_SCALES [SEED [random-only]]]
+//   g++ -O2 -std=c++17 -ffp-contract=off -mavx512f -mavx512bw -mavx512vl \
+//       native/tools/reciprocal_check.cpp -o /tmp/reciprocal_check
+//   /tmp/reciprocal_check [N_RANDOM_SCALES [SEED [random-only]]]
 //
-// For each scale s in [2^-30, 2^30] (1/k and k/255 for k <= 100, unless `random-only`, then
-// N_RANDOM_SCALES random ones, log-uniform) it checks:
+// For each scale s in [2^-30, 2^30] (unless `random-only`: 1/k and k/255 for k <= 100, the 32
+// significands just below 2, and 32 scales whose reciprocal rounds with nearly half an ulp of
+// error; then N_RANDOM_SCALES random ones, log-uniform) it checks:
 //   * |x| >= 2^-70 and |x / s| <= 2^31: the corrected quotient equals RN(x / s) bit for bit;
 //   * |x| <  2^-70: both quotients are below 2^-40 in magnitude (so rint(q + zp) cannot differ
 //     for zp == 0 or |zp| >= 2^-10, the other half of reciprocal_exact's argument).
@@ -14,7 +16,10 @@
 #define HAILO_KERNELS_NAME "reciprocal_check"
 #include "../src/kernels_impl.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <utility>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -40,15 +45,34 @@ int main(int argc, char** argv) {
     scales.push_back(1.0f / static_cast<float>(k));
     scales.push_back(static_cast<float>(k) / 255.0f);
   }
+  // The hard cases for a reciprocal: significands just below 2 (x * RN(1/s) can then be more than
+  // an ulp from x / s, outside Markstein's theorem), and scales whose reciprocal rounds with
+  // nearly half an ulp of error (the largest error RN(1/s) can have), found by search.
+  for (int k = 1; structured && k <= 32; ++k) scales.push_back(2.0f - static_cast<float>(k) * 0x1p-23f);
+  if (structured) {
+    std::vector<std::pair<double, float>> worst;
+    std::uniform_int_distribution<std::uint32_t> significand(0, (1u << 23) - 1);
+    for (int k = 0; k < 1 << 20; ++k) {
+      const std::uint32_t bits = 0x3F800000u | significand(rng);  // in [1, 2)
+      float s;
+      std::memcpy(&s, &bits, sizeof s);
+      const double exact = 1.0 / static_cast<double>(s), rounded = 1.0f / s;
+      const double ulp = std::ldexp(1.0, std::ilogb(rounded) - 23);
+      worst.emplace_back(-std::fabs(rounded - exact) / ulp, s);
+    }
+    std::partial_sort(worst.begin(), worst.begin() + 32, worst.end());
+    for (int k = 0; k < 32; ++k) scales.push_back(worst[static_cast<std::size_t>(k)].second);
+  }
   std::uniform_real_distribution<float> exponent(-30.0f, 30.0f);
   for (int k = 0; k < n_random; ++k) scales.push_back(std::exp2(exponent(rng)));
 
   const __m512 tiny = _mm512_set1_ps(0x1p-70f), big = _mm512_set1_ps(0x1p31f);
   const __m512 small_q = _mm512_set1_ps(0x1p-40f);
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  int failed = 0;
+  int failed = 0, checked = 0;
   for (const float s : scales) {
     if (!reciprocal_exact(s, 0.0f)) continue;
+    ++checked;
     const CorrectedReciprocal div{_mm512_set1_ps(s), _mm512_set1_ps(1.0f / s)};
     unsigned long long wrong = 0, not_small = 0;
     for (unsigned long long base = 0; base < (1ull << 32); base += 16) {
@@ -72,6 +96,6 @@ int main(int argc, char** argv) {
       ++failed;
     }
   }
-  std::printf("%zu scales checked, %d failed\n", scales.size(), failed);
+  std::printf("%d scales checked, %d failed\n", checked, failed);
   return failed == 0 ? 0 : 1;
 }

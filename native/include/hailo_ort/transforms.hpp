@@ -43,6 +43,7 @@ struct BlockTranspose {
 // way to pick one (name or "auto"; throws std::invalid_argument when unavailable).
 std::vector<std::string> kernel_sets();
 std::string kernel_set();
+bool kernel_set_uses_vbmi();
 void use_kernel_set(const std::string& name);
 
 enum class Direction { kQuantize, kDequantize };
