@@ -291,13 +291,6 @@ bool from_device(py::handle q_obj, py::handle out_obj, const std::string& host_o
   return true;
 }
 
-std::vector<py::ssize_t> device_shape(const std::vector<py::ssize_t>& host_shape,
-                                      const std::string& host_order,
-                                      const std::string& device_order) {
-  return plan(host_shape, host_order, device_order, true).out_shape;
-}
-
-
 // Arrays above this many bytes (input + output) run with the GIL released; below, releasing
 // and re-taking it costs more than the kernel.
 constexpr std::size_t kReleaseGilBytes = 64 * 1024;
@@ -487,8 +480,6 @@ void register_transforms(py::module_& m) {
       .def_property_readonly("in_dtype", &PreparedTransform::in_dtype)
       .def_property_readonly("out_dtype", &PreparedTransform::out_dtype)
       .def_property_readonly("quantizes", &PreparedTransform::quantizes);
-  m.def("device_shape", &device_shape, py::arg("host_shape"), py::arg("host_order"),
-        py::arg("device_order"), "Shape of the device tensor for a host tensor of this shape.");
   m.def(
       "transform_threads",
       [](int requested, std::size_t nbytes, bool quantize) {
