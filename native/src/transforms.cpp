@@ -54,6 +54,17 @@ const Kernels* detect_kernels() {
   return kernels_baseline();
 }
 
+// The kernel sets compiled in and supported by this CPU, from the most portable to the best.
+std::vector<const Kernels*> usable_kernels() {
+  std::vector<const Kernels*> usable;
+  const Kernels* best = detect_kernels();
+  for (const Kernels* k : {kernels_portable(), kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
+    if (k != nullptr) usable.push_back(k);
+    if (k == best) break;  // later ones are not supported by this CPU
+  }
+  return usable;
+}
+
 std::atomic<const Kernels*> g_kernels{nullptr};
 
 const Kernels& active_kernels() {
@@ -158,11 +169,7 @@ void check(const BlockTranspose& g, FeatureAxis feature, const QuantParams& p, b
 
 std::vector<std::string> kernel_sets() {
   std::vector<std::string> names;
-  const Kernels* best = detect_kernels();
-  for (const Kernels* k : {kernels_portable(), kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
-    if (k != nullptr) names.emplace_back(k->name);
-    if (k == best) break;  // later ones are not supported by this CPU
-  }
+  for (const Kernels* k : usable_kernels()) names.emplace_back(k->name);
   return names;
 }
 
@@ -175,10 +182,8 @@ void use_kernel_set(const std::string& name) {
   if (name.empty() || name == "auto") {
     chosen = detect_kernels();
   } else {
-    const Kernels* best = detect_kernels();
-    for (const Kernels* k : {kernels_portable(), kernels_baseline(), kernels_avx2(), kernels_avx512()}) {
-      if (k != nullptr && name == k->name) chosen = k;
-      if (k == best) break;
+    for (const Kernels* k : usable_kernels()) {
+      if (name == k->name) chosen = k;
     }
   }
   if (chosen == nullptr) {
