@@ -41,11 +41,13 @@ std::string describe(const py::array& a) {
   return py::str(a.dtype()).cast<std::string>() + shape_str(shape_of(a));
 }
 
+[[noreturn]] void throw_not_array(py::handle obj, const std::string& what) {
+  throw py::type_error(what + " must be a numpy array, got " +
+                       py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+}
+
 py::array as_array(py::handle obj, const std::string& what) {
-  if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(what + " must be a numpy array, got " +
-                         py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
-  }
+  if (!py::isinstance<py::array>(obj)) throw_not_array(obj, what);
   return py::reinterpret_borrow<py::array>(obj);
 }
 
@@ -375,10 +377,7 @@ class PreparedTransform {
  private:
   // `obj` as an array (a borrowed view of the same handle), or TypeError.
   py::array array_arg(py::handle obj, const char* name) const {
-    if (!py::isinstance<py::array>(obj)) {
-      throw py::type_error(what_ + ": " + name + " must be a numpy array, got " +
-                           py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
-    }
+    if (!py::isinstance<py::array>(obj)) throw_not_array(obj, what_ + ": " + name);
     return py::reinterpret_borrow<py::array>(obj);
   }
 
