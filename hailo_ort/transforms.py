@@ -288,6 +288,7 @@ class ReferenceTransform:
         in_shape: tuple[int, ...],
     ) -> None:
         self.quantizes = quantizes
+        self._what = "to_device" if quantizes else "from_device"
         self._quant = copy.deepcopy(quant)
         self._host_order = host_order
         self._device_order = device_order
@@ -303,7 +304,7 @@ class ReferenceTransform:
         self._device_dtype = device_dtype
 
     def _check(self, a: object, dtype: np.dtype, shape: tuple[int, ...], name: str) -> None:
-        what = "to_device" if self.quantizes else "from_device"
+        what = self._what
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{what}: {name} must be a numpy array, got {type(a).__name__}")
         if a.dtype != dtype:
@@ -316,9 +317,7 @@ class ReferenceTransform:
         if out is not None:
             self._check(out, self.out_dtype, self.out_shape, "out")
             if not out.flags.writeable:
-                raise ValueError(
-                    f"{'to_device' if self.quantizes else 'from_device'}: out is read-only"
-                )
+                raise ValueError(f"{self._what}: out is read-only")
         if self.quantizes:
             return to_device_reference(
                 x, self._quant, self._device_dtype, self._host_order, self._device_order, out
