@@ -599,6 +599,20 @@ def test_values_below_a_positive_floor_clip_to_it(kernel_set, dtype):
     np.testing.assert_array_equal(flat, expected.transpose(0, 3, 1, 2).reshape(1, -1))
 
 
+def _check_from_device_in_guarded_out(
+    dev: np.ndarray, q: QuantInfo, device: str, guard: float
+) -> None:
+    """Dequantize ``dev`` to NCHW on one thread into an ``out`` with 16 floats of ``guard``
+    either side: the reference's values, and nothing written outside ``out``."""
+    expected = from_device_reference(dev, q, "NCHW", device)
+    size = expected.size
+    buf = np.full(size + 32, guard, np.float32)
+    out = buf[16 : 16 + size].reshape(expected.shape)
+    from_device(dev, q, "NCHW", device, out=out, threads=1)
+    np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
+    assert (buf[:16] == guard).all() and (buf[16 + size :] == guard).all()
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_nhwc_to_nchw_channel_groups_match_reference(kernel_set, dtype, per_channel):
@@ -615,13 +629,7 @@ def test_nhwc_to_nchw_channel_groups_match_reference(kernel_set, dtype, per_chan
                 q.scales = list(rng.uniform(0.001, 0.5, channels))
                 q.zps = [float(z) for z in rng.integers(0, 200, channels)]
             dev = rng.integers(0, top + 1, size=(n, h, w, channels)).astype(dtype)
-            size = n * channels * h * w
-            buf = np.full(size + 32, -123.0, np.float32)
-            out = buf[16 : 16 + size].reshape(n, channels, h, w)
-            from_device(dev, q, "NCHW", "NHWC", out=out, threads=1)
-            expected = from_device_reference(dev, q, "NCHW", "NHWC")
-            np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
-            assert (buf[:16] == -123.0).all() and (buf[16 + size :] == -123.0).all()
+            _check_from_device_in_guarded_out(dev, q, "NHWC", -123.0)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
@@ -637,13 +645,7 @@ def test_nhcw_to_nchw_rows_match_reference(kernel_set, dtype, per_channel):
             q.scales = list(rng.uniform(0.001, 0.5, c))
             q.zps = [float(z) for z in rng.integers(0, 200, c)]
         dev = rng.integers(0, top + 1, size=(n, h, c, w)).astype(dtype)
-        size = n * c * h * w
-        buf = np.full(size + 32, -77.0, np.float32)
-        out = buf[16 : 16 + size].reshape(n, c, h, w)
-        from_device(dev, q, "NCHW", "NHCW", out=out, threads=1)
-        expected = from_device_reference(dev, q, "NCHW", "NHCW")
-        np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
-        assert (buf[:16] == -77.0).all() and (buf[16 + size :] == -77.0).all()
+        _check_from_device_in_guarded_out(dev, q, "NHCW", -77.0)
 
 
 def test_per_feature_parameters_edited_in_place_are_used():
