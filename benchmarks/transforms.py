@@ -107,9 +107,7 @@ def _quant(case: Case, n_features: int) -> QuantInfo:
 
 
 def _page_aligned_copy(a: np.ndarray) -> np.ndarray:
-    raw = np.empty(a.nbytes + 4096, np.uint8)
-    skip = -raw.ctypes.data % 4096
-    out = raw[skip : skip + a.nbytes].view(a.dtype).reshape(a.shape)
+    out = _native.aligned_empty(list(a.shape), a.dtype)
     out[...] = a
     return out
 
