@@ -9,10 +9,10 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
-#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -132,19 +132,12 @@ class BufferPool {
       throw py::type_error("BufferPool.acquire: dtype " + py::str(dtype).cast<std::string>() +
                            " has no size");
     }
-    std::size_t count = 1;
-    for (py::ssize_t dim : shape) {
-      if (dim < 0) throw py::value_error("BufferPool.acquire: negative dimension in shape");
-      const auto d = static_cast<std::size_t>(dim);
-      if (d != 0 && count > std::numeric_limits<std::size_t>::max() / d) {
-        throw py::value_error("BufferPool.acquire: shape is too large");
-      }
-      count *= d;
+    std::size_t nbytes = 0;
+    try {
+      nbytes = array_nbytes(shape, item, "BufferPool.acquire");
+    } catch (const std::overflow_error& e) {
+      throw py::value_error(e.what());  // a shape too large is a ValueError here
     }
-    if (count > std::numeric_limits<std::size_t>::max() / item) {
-      throw py::value_error("BufferPool.acquire: shape is too large");
-    }
-    const std::size_t nbytes = count * item;
     const std::size_t capacity = round_up_to_pages(nbytes);
     auto lease = std::make_unique<Lease>();
     lease->pool = state_;

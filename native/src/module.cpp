@@ -3,9 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <limits>
 #include <memory>
-#include <stdexcept>
 #include <vector>
 
 #include "bindings.hpp"
@@ -17,19 +15,9 @@ namespace {
 
 // A numpy array viewing a fresh page-aligned buffer; the array owns the buffer (no copy).
 py::array aligned_empty(const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
-  std::size_t count = 1;
-  for (py::ssize_t dim : shape) {
-    if (dim < 0) throw std::invalid_argument("aligned_empty: negative dimension in shape");
-    if (dim != 0 && count > std::numeric_limits<std::size_t>::max() / static_cast<std::size_t>(dim)) {
-      throw std::overflow_error("aligned_empty: shape is too large");
-    }
-    count *= static_cast<std::size_t>(dim);
-  }
-  const std::size_t item = static_cast<std::size_t>(dtype.itemsize());
-  if (item != 0 && count > std::numeric_limits<std::size_t>::max() / item) {
-    throw std::overflow_error("aligned_empty: shape is too large");
-  }
-  auto* buffer = new hailo_ort::AlignedBuffer(count * item);
+  const std::size_t nbytes = hailo_ort::array_nbytes(
+      shape, static_cast<std::size_t>(dtype.itemsize()), "aligned_empty");
+  auto* buffer = new hailo_ort::AlignedBuffer(nbytes);
   py::capsule owner(buffer, [](void* p) { delete static_cast<hailo_ort::AlignedBuffer*>(p); });
   return py::array(dtype, shape, buffer->data(), owner);
 }
