@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 
@@ -28,3 +29,32 @@ def run_concurrently(work: Callable[[int], None], n: int, timeout: float | None 
         raise AssertionError(f"{hung} of {n} threads did not finish within {timeout} s")
     if errors:
         raise errors[0]
+
+
+def progress_during_calls(call: Callable[[], object], calls: int) -> int:
+    """Run ``call()`` ``calls`` times on a worker thread while this thread counts; return how far
+    the count moved *during* the calls (read by the worker just before and after each one).
+
+    A call holding the GIL throughout sees no movement, deterministically while each call is
+    shorter than the 50 ms switch interval set here; a call releasing it sees some.
+    """
+    state = {"counter": 0, "progress": 0, "done": False}
+
+    def work() -> None:
+        for _ in range(calls):
+            before = state["counter"]
+            call()
+            state["progress"] += state["counter"] - before
+        state["done"] = True
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.05)
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        while not state["done"]:
+            state["counter"] += 1
+        worker.join()
+    finally:
+        sys.setswitchinterval(old)
+    return state["progress"]

@@ -6,12 +6,11 @@ import multiprocessing
 import os
 import subprocess
 import sys
-import threading
 import warnings
 
 import numpy as np
 import pytest
-from _threads import run_concurrently
+from _threads import progress_during_calls, run_concurrently
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -501,39 +500,17 @@ class TestNativeBoundChecks:
 
 
 def test_gil_is_released_during_the_kernel():
-    """While a thread runs native transforms, another Python thread keeps running.
-
-    The worker reads the main thread's counter just before and just after each call: a call
-    that held the GIL would see it unchanged (deterministically, while the calls take less than
-    the 50 ms switch interval).
-    """
+    """While a thread runs native transforms, another Python thread keeps running."""
     x = np.random.default_rng(0).normal(size=(1, 3, 1280, 1280)).astype(np.float32)
     out = np.empty((1, 1280, 1280, 3), np.uint8)
     q = QuantInfo(zp=128.0, scale=0.02, limvals_min=-2.56, limvals_max=2.54)
     params = transforms._native_params(q)
     assert params is not None
-    state = {"counter": 0, "progress": None, "done": False}
 
-    def work() -> None:
-        progress = 0
-        for _ in range(5):
-            before = state["counter"]
-            _native.to_device(x, out, "NCHW", "NHWC", *params, 1)
-            progress += state["counter"] - before  # main ran *during* the call
-        state["progress"] = progress
-        state["done"] = True
+    def call() -> None:
+        _native.to_device(x, out, "NCHW", "NHWC", *params, 1)
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(0.05)
-    try:
-        worker = threading.Thread(target=work)
-        worker.start()
-        while not state["done"]:
-            state["counter"] += 1
-        worker.join()
-    finally:
-        sys.setswitchinterval(old)
-    assert state["progress"] > 0
+    assert progress_during_calls(call, 5) > 0
 
 
 def _three_channel_values(rng: np.random.Generator, shape: tuple[int, ...], q: QuantInfo):
