@@ -32,12 +32,10 @@ HAS_NATIVE_TRANSFORMS: bool = _native is not None and hasattr(_native, "to_devic
 
 _U8, _U16, _F32 = np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)
 
-#: Permutation from a 4-D host layout to a 4-D device layout.
+#: Permutation from a 4-D host layout to a different 4-D device layout (same layout: identity).
 _PERMS: dict[tuple[str, str], tuple[int, ...]] = {
     ("NCHW", "NHWC"): (0, 2, 3, 1),
     ("NCHW", "NHCW"): (0, 2, 1, 3),
-    ("NCHW", "NCHW"): (0, 1, 2, 3),
-    ("NHWC", "NHWC"): (0, 1, 2, 3),
     ("NHWC", "NHCW"): (0, 1, 3, 2),
 }
 
