@@ -62,8 +62,12 @@ class GraphIndex:
             seen.add(name)
         self.index: dict[str, int] = {name: i for i, name in enumerate(self.names)}
         self.constants: set[str] = set(self.initializers)
-        for n in self.nodes:
-            if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+        #: whether each node is a standard ``Constant`` node (its outputs are constants)
+        self.constant_node: list[bool] = [
+            n.op_type == "Constant" and n.domain in ("", "ai.onnx") for n in self.nodes
+        ]
+        for n, is_constant_node in zip(self.nodes, self.constant_node):
+            if is_constant_node:
                 for o in n.output:
                     self.constants.add(o)
                     self._constant_nodes[o] = n
