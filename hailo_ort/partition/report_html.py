@@ -158,15 +158,14 @@ pre{padding:.6em;white-space:pre-wrap;overflow-wrap:anywhere}
 
 def render_html(result: InspectResult) -> str:
     """The whole report as one HTML string (inline CSS and SVG only)."""
-    gi = GraphIndex(result.prepared)
-    d = result.to_dict()
+    gi = result.graph_index or GraphIndex(result.prepared)
     h: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>hailo-ort inspect: {escape(result.model_label)} on {escape(result.arch)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{escape(result.model_label)} → {escape(result.arch)}</h1>",
-        f"<p>Family <b>{escape(result.family)}</b>; {d['nodes']} nodes; "
+        f"<p>Family <b>{escape(result.family)}</b>; {len(result.placement)} nodes; "
         f"{len(result.partitions)} device partition(s); {len(result.cpu_nodes)} CPU node(s); "
         f"{result.device_flops_share:.1%} of {result.total_flops:,} FLOPs on the device. "
         f"Support tables: {escape(', '.join(result.support_tables))}.</p>",
