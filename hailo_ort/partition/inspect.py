@@ -244,11 +244,9 @@ def _human(value: int) -> str:
 
 def _refuse_compiled(model: Any) -> None:
     """A model that already has HailoOp nodes was compiled: partitioning it again is a mistake."""
-    names = [
-        n.name or n.op_type
-        for n in model.graph.node
-        if n.op_type == "HailoOp" and n.domain == "ai.hailo"
-    ]
+    from ..hailoop.reader import is_hailo_op
+
+    names = [n.name or n.op_type for n in model.graph.node if is_hailo_op(n)]
     if names:
         raise ModelError(
             f"the model is already compiled: it has {len(names)} ai.hailo::HailoOp node(s) "
