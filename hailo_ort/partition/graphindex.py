@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from ..errors import ModelError
 from ..graph.prepared import PreparedModel
+from ..graph.shapes import model_inputs, np_dtype_name
 from ..graph.toposort import topological_order
 
 
@@ -27,9 +28,7 @@ class GraphIndex:
         self.prepared = prepared
         graph = prepared.model.graph
         self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
-        self.graph_inputs: list[str] = [
-            i.name for i in graph.input if i.name not in self.initializers
-        ]
+        self.graph_inputs: list[str] = [vi.name for vi in model_inputs(graph)]
         self.graph_outputs: list[str] = [o.name for o in graph.output]
         self.shapes: dict[str, list[int] | None] = dict(prepared.shapes)
         self.dtypes: dict[str, str] = dict(prepared.dtypes)
@@ -156,7 +155,7 @@ class GraphIndex:
     def dtype(self, tensor: str) -> str | None:
         """The numpy dtype name of ``tensor``, or None if unknown."""
         if tensor in self.initializers:
-            return onnx.helper.tensor_dtype_to_np_dtype(self.initializers[tensor].data_type).name
+            return np_dtype_name(self.initializers[tensor].data_type)
         return self.dtypes.get(tensor)
 
     def data_inputs(self, node: onnx.NodeProto) -> list[str]:
