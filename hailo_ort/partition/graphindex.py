@@ -13,7 +13,7 @@ from onnx import numpy_helper
 from ..errors import ModelError
 from ..graph.prepared import PreparedModel
 from ..graph.shapes import model_inputs, np_dtype_name
-from ..graph.toposort import topological_order
+from ..graph.toposort import node_reads, topological_order
 
 
 class GraphIndex:
@@ -40,7 +40,7 @@ class GraphIndex:
             if imp.domain in ("", "ai.onnx"):
                 self.opset = imp.version
         raw_nodes = list(graph.node)
-        raw_inputs = [self.node_inputs(n) for n in raw_nodes]
+        raw_inputs = [node_reads(n) for n in raw_nodes]
         order, stuck = topological_order(raw_nodes, raw_inputs)
         if stuck:
             raise ModelError(
@@ -91,22 +91,6 @@ class GraphIndex:
                     self.preds[i].append(p)
                     self.succs[p].append(i)
         self.output_set = set(self.graph_outputs)
-
-    @staticmethod
-    def node_inputs(node: onnx.NodeProto) -> list[str]:
-        """Inputs of a node, including outer-scope tensors read by its subgraphs (If/Loop bodies)."""
-        names = list(node.input)
-        for attr in node.attribute:
-            graphs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
-            for g in graphs:
-                local = {i.name for i in g.input} | {t.name for t in g.initializer}
-                for sub in g.node:
-                    local.update(sub.output)
-                for sub in g.node:
-                    for t in GraphIndex.node_inputs(sub):
-                        if t and t not in local and t not in names:
-                            names.append(t)
-        return names
 
     # --- tensors -------------------------------------------------------------------------------
     def is_constant(self, tensor: str) -> bool:
