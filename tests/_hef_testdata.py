@@ -18,6 +18,19 @@ SCRFD_V3 = "hef/scrfd_2.5g_hailo10h_v3.hef"
 SHORTCUT_ONNX = "hailo-fork/shortcut_example.onnx"
 MULTI_OUT_ONNX = "hailo-fork/multiple_outputs.onnx"
 
+#: the sorted output order of SCRFD_V3 (fixtures README), each name prefixed ``scrfd_2_5g/``
+SCRFD_SORTED_OUTPUTS = [
+    "conv43",
+    "conv42",
+    "conv44",
+    "conv50",
+    "conv49",
+    "conv51",
+    "conv56",
+    "conv55",
+    "conv57",
+]
+
 MAGIC = b"\x01HEF"
 HEADER_SIZES = {0: 32, 1: 28, 2: 44, 3: 56}
 

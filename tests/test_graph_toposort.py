@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from onnx import helper
+from onnx import TensorProto, helper
 
-from hailo_ort.graph.toposort import topological_order
+from hailo_ort.graph.toposort import node_reads, topological_order
 
 
 def _chain() -> list:
@@ -51,3 +51,28 @@ def test_given_reads_count_not_node_inputs():
     ]
     order, _ = topological_order(nodes, [["cond", "a"], ["x"]])
     assert [nodes[i].name for i in order] == ["make_a", "if"]
+
+
+def test_node_reads_adds_outer_scope_names_of_subgraphs_once():
+    vi = helper.make_tensor_value_info
+    inner = helper.make_graph(
+        [
+            helper.make_node("Add", ["a", "b"], ["t"], name="inner_add"),  # a: outer, b: local
+            helper.make_node("Mul", ["t", "a"], ["u"], name="inner_mul"),  # t: made inside
+        ],
+        "branch",
+        [],
+        [vi("u", TensorProto.FLOAT, [1])],
+        initializer=[helper.make_tensor("b", TensorProto.FLOAT, [1], [1.0])],
+    )
+    deeper = helper.make_graph(
+        [helper.make_node("If", ["c"], ["u"], name="nested", then_branch=inner, else_branch=inner)],
+        "outer_branch",
+        [],
+        [vi("u", TensorProto.FLOAT, [1])],
+    )
+    node = helper.make_node("If", ["cond"], ["y"], name="if", then_branch=deeper, else_branch=inner)
+    reads = node_reads(node)  # inputs first, then the subgraphs' reads in attribute order
+    assert reads[0] == "cond" and sorted(reads[1:]) == ["a", "c"]
+    plain = helper.make_node("Resize", ["x", "", "scales"], ["z"], name="resize")
+    assert node_reads(plain) == ["x", "", "scales"]

@@ -8,6 +8,7 @@ import pytest
 from _hef_testdata import (
     ARCFACE_V1,
     MULTI_OUT_ONNX,
+    SCRFD_SORTED_OUTPUTS,
     SCRFD_V3,
     SHORTCUT_ONNX,
     build_hef,
@@ -111,19 +112,6 @@ def test_path_and_bytes_give_the_same_result():
 # ------------------------------------------------------------------ scrfd, header v3
 
 
-SCRFD_ORDER = [
-    "conv43",
-    "conv42",
-    "conv44",
-    "conv50",
-    "conv49",
-    "conv51",
-    "conv56",
-    "conv55",
-    "conv57",
-]
-
-
 def test_scrfd_v3_header_and_metadata():
     hef = hef_mod.read(shared_fixture(SCRFD_V3))
     assert hef.version == 3
@@ -141,7 +129,7 @@ def test_scrfd_v3_header_and_metadata():
 def test_scrfd_v3_streams_in_sorted_order():
     hef = hef_mod.read(shared_fixture(SCRFD_V3))
     ng = hef.network_group("scrfd_2_5g")
-    expected = [f"scrfd_2_5g/{n}" for n in SCRFD_ORDER]
+    expected = [f"scrfd_2_5g/{n}" for n in SCRFD_SORTED_OUTPUTS]
     assert ng.sorted_output_names == expected
     assert [o.name for o in ng.outputs] == expected
     _check_stream(ng.inputs[0], "scrfd_2_5g/input_layer1", (640, 640, 3), "NHCW", 0, 1.0, (0, 255))

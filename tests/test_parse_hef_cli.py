@@ -8,7 +8,14 @@ import sys
 
 import onnx
 import pytest
-from _hef_testdata import ARCFACE_V1, MULTI_OUT_ONNX, SCRFD_V3, SHORTCUT_ONNX, build_hef
+from _hef_testdata import (
+    ARCFACE_V1,
+    MULTI_OUT_ONNX,
+    SCRFD_SORTED_OUTPUTS,
+    SCRFD_V3,
+    SHORTCUT_ONNX,
+    build_hef,
+)
 from conftest import shared_fixture
 from onnx import TensorProto, helper
 
@@ -51,18 +58,8 @@ def test_text_lists_outputs_in_sorted_order(capsys):
     code, out, _ = _run(capsys, shared_fixture(SCRFD_V3))
     assert code == 0
     outputs = [line for line in _lines(out) if line.startswith("Output ")]
-    order = [
-        "conv43",
-        "conv42",
-        "conv44",
-        "conv50",
-        "conv49",
-        "conv51",
-        "conv56",
-        "conv55",
-        "conv57",
-    ]
-    assert [line.split()[1] for line in outputs] == [f"scrfd_2_5g/{n}" for n in order]
+    expected = [f"scrfd_2_5g/{n}" for n in SCRFD_SORTED_OUTPUTS]
+    assert [line.split()[1] for line in outputs] == expected
     assert "Output scrfd_2_5g/conv44 UINT8, NHWC(80x80x20)" in outputs
     assert "Input  scrfd_2_5g/input_layer1 UINT8, NHWC(640x640x3)" in _lines(out)
     assert "Architecture HEF was compiled for: HAILO15H" in _lines(out)

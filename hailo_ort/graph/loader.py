@@ -236,6 +236,9 @@ def prepare(
     caller's ModelProto is not modified.
     """
     loaded = load_model(model)
+    if isinstance(model, onnx.ModelProto):  # the caller's: work on a copy
+        loaded = onnx.ModelProto()
+        loaded.CopyFrom(model)
     try:
         return _prepare_loaded(loaded, input_shapes, fold)
     except UnicodeError:
@@ -246,12 +249,11 @@ def prepare(
 
 
 def _prepare_loaded(
-    loaded: onnx.ModelProto,
+    proto: onnx.ModelProto,
     input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None,
     fold: bool,
 ) -> PreparedModel:
-    proto = onnx.ModelProto()
-    proto.CopyFrom(loaded)
+    """Stage 1 on ``proto``, in place (``proto`` is a model no caller holds)."""
     graph = proto.graph
     drop_initializer_inputs(graph)
     renamed: dict[str, str] = {}

@@ -8,13 +8,30 @@ from collections.abc import Iterable, Sequence
 import onnx
 
 
+def node_reads(node: onnx.NodeProto) -> list[str]:
+    """The tensors ``node`` reads: its inputs (as listed, ``""`` for an omitted one), then each
+    outer-scope name read inside its subgraph attributes (If/Loop bodies), once."""
+    names = list(node.input)
+    for attr in node.attribute:
+        graphs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+        for g in graphs:
+            local = {i.name for i in g.input} | {t.name for t in g.initializer}
+            for sub in g.node:
+                local.update(sub.output)
+            for sub in g.node:
+                for t in node_reads(sub):
+                    if t and t not in local and t not in names:
+                        names.append(t)
+    return names
+
+
 def topological_order(
     nodes: Sequence[onnx.NodeProto], inputs: Sequence[Iterable[str]]
 ) -> tuple[list[int], list[int]]:
     """Indices of ``nodes`` in a topological order, and the indices that could not be placed.
 
     ``inputs[i]`` are the tensors node ``i`` reads (with the outer-scope reads of its
-    subgraphs). The given order is kept where it is valid: among ready nodes the earliest comes
+    subgraphs, see :func:`node_reads`). The given order is kept where it is valid: among ready nodes the earliest comes
     first, so an already sorted list comes back unchanged. A non-empty second list means the
     graph has a cycle through those nodes.
     """

@@ -22,8 +22,6 @@ from .reader import (
     xxh3_available,
 )
 
-HefInfo = Hef  # alias: the parsed description of a HEF
-
 __all__ = [
     "DEVICE_FORMAT_ORDERS",
     "HEF_MAGIC",
@@ -31,7 +29,6 @@ __all__ = [
     "Hef",
     "HefError",
     "HefHeader",
-    "HefInfo",
     "HefWarning",
     "NetFlowOp",
     "NetworkGroupInfo",

@@ -12,7 +12,8 @@ from onnx import numpy_helper
 
 from ..errors import ModelError
 from ..graph.prepared import PreparedModel
-from ..graph.toposort import topological_order
+from ..graph.shapes import model_inputs, np_dtype_name
+from ..graph.toposort import node_reads, topological_order
 
 
 class GraphIndex:
@@ -27,9 +28,7 @@ class GraphIndex:
         self.prepared = prepared
         graph = prepared.model.graph
         self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
-        self.graph_inputs: list[str] = [
-            i.name for i in graph.input if i.name not in self.initializers
-        ]
+        self.graph_inputs: list[str] = [vi.name for vi in model_inputs(graph)]
         self.graph_outputs: list[str] = [o.name for o in graph.output]
         self.shapes: dict[str, list[int] | None] = dict(prepared.shapes)
         self.dtypes: dict[str, str] = dict(prepared.dtypes)
@@ -41,7 +40,7 @@ class GraphIndex:
             if imp.domain in ("", "ai.onnx"):
                 self.opset = imp.version
         raw_nodes = list(graph.node)
-        raw_inputs = [self.node_inputs(n) for n in raw_nodes]
+        raw_inputs = [node_reads(n) for n in raw_nodes]
         order, stuck = topological_order(raw_nodes, raw_inputs)
         if stuck:
             raise ModelError(
@@ -62,8 +61,12 @@ class GraphIndex:
             seen.add(name)
         self.index: dict[str, int] = {name: i for i, name in enumerate(self.names)}
         self.constants: set[str] = set(self.initializers)
-        for n in self.nodes:
-            if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+        #: whether each node is a standard ``Constant`` node (its outputs are constants)
+        self.constant_node: list[bool] = [
+            n.op_type == "Constant" and n.domain in ("", "ai.onnx") for n in self.nodes
+        ]
+        for n, is_constant_node in zip(self.nodes, self.constant_node):
+            if is_constant_node:
                 for o in n.output:
                     self.constants.add(o)
                     self._constant_nodes[o] = n
@@ -88,22 +91,6 @@ class GraphIndex:
                     self.preds[i].append(p)
                     self.succs[p].append(i)
         self.output_set = set(self.graph_outputs)
-
-    @staticmethod
-    def node_inputs(node: onnx.NodeProto) -> list[str]:
-        """Inputs of a node, including outer-scope tensors read by its subgraphs (If/Loop bodies)."""
-        names = list(node.input)
-        for attr in node.attribute:
-            graphs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
-            for g in graphs:
-                local = {i.name for i in g.input} | {t.name for t in g.initializer}
-                for sub in g.node:
-                    local.update(sub.output)
-                for sub in g.node:
-                    for t in GraphIndex.node_inputs(sub):
-                        if t and t not in local and t not in names:
-                            names.append(t)
-        return names
 
     # --- tensors -------------------------------------------------------------------------------
     def is_constant(self, tensor: str) -> bool:
@@ -152,7 +139,7 @@ class GraphIndex:
     def dtype(self, tensor: str) -> str | None:
         """The numpy dtype name of ``tensor``, or None if unknown."""
         if tensor in self.initializers:
-            return onnx.helper.tensor_dtype_to_np_dtype(self.initializers[tensor].data_type).name
+            return np_dtype_name(self.initializers[tensor].data_type)
         return self.dtypes.get(tensor)
 
     def data_inputs(self, node: onnx.NodeProto) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 from ..archs import get_arch
 from ..errors import ModelError
 from ..graph.prepared import PreparedModel
+from .graphindex import GraphIndex
 from .partitioner import DEFAULT_MIN_PARTITION_SHARE, partition_model
 from .support import load_support_table
 from .types import CpuNode, Normalization, Partition
@@ -31,10 +32,16 @@ class InspectResult:
     partitions: list[Partition]
     cpu_nodes: list[CpuNode]
     normalization: list[Normalization]
-    total_flops: int
     placement: dict[str, int | None] = field(repr=False, default_factory=dict)
     model_label: str = "model.onnx"
     support_tables: list[str] = field(default_factory=list)
+    #: the partitioner's index over the prepared graph (reused by the HTML report)
+    graph_index: GraphIndex | None = field(repr=False, default=None)
+
+    @property
+    def total_flops(self) -> int:
+        """FLOPs of the whole prepared model."""
+        return self.prepared.total_flops
 
     @property
     def device_flops(self) -> int:
@@ -237,11 +244,9 @@ def _human(value: int) -> str:
 
 def _refuse_compiled(model: Any) -> None:
     """A model that already has HailoOp nodes was compiled: partitioning it again is a mistake."""
-    names = [
-        n.name or n.op_type
-        for n in model.graph.node
-        if n.op_type == "HailoOp" and n.domain == "ai.hailo"
-    ]
+    from ..hailoop.reader import is_hailo_op
+
+    names = [n.name or n.op_type for n in model.graph.node if is_hailo_op(n)]
     if names:
         raise ModelError(
             f"the model is already compiled: it has {len(names)} ai.hailo::HailoOp node(s) "
@@ -281,10 +286,10 @@ def inspect(
         partitions=plan.partitions,
         cpu_nodes=plan.cpu_nodes,
         normalization=plan.normalization,
-        total_flops=int(sum(prepared.node_flops.values())),
         placement=plan.placement,
         model_label=_label(model),
         support_tables=table.files,
+        graph_index=plan.index,
     )
 
 

@@ -148,7 +148,7 @@ def partition_model(
     n = len(gi.nodes)
     nodes = gi.nodes
     reason: list[str | None] = [None] * n
-    is_const_node = [nd.op_type == "Constant" and nd.domain in ("", "ai.onnx") for nd in nodes]
+    is_const_node = gi.constant_node
 
     # 1. support table
     for i, nd in enumerate(nodes):
@@ -159,13 +159,13 @@ def partition_model(
             reason[i] = verdict[1]
 
     # 2. leading pre-processing and normalisation
-    normalization = _find_preprocessing(gi, reason, is_const_node)
+    normalization = _find_preprocessing(gi, reason)
 
     # 3. trailing post-processing
-    _trim_tail(gi, reason, is_const_node, candidates=None)
+    _trim_tail(gi, reason, candidates=None)
 
     # 4. convex grouping
-    group, blocked = _group(gi, reason, is_const_node)
+    group, blocked = _group(gi, reason)
 
     # 5. keep the significant groups
     total_flops = sum(gi.flops(i) for i in range(n))
@@ -175,7 +175,7 @@ def partition_model(
     for i, g in enumerate(group):
         if g in members:
             members[g].append(i)
-    changed = _trim_tail(gi, reason, is_const_node, candidates=group)
+    changed = _trim_tail(gi, reason, candidates=group)
     if changed:
         for g in list(kept):
             members[g] = [i for i in members[g] if reason[i] is None]
@@ -241,15 +241,13 @@ def partition_model(
     return PartitionPlan(partitions, cpu_nodes, normalization, placement, gi)
 
 
-def _find_preprocessing(
-    gi: GraphIndex, reason: list[str | None], is_const: list[bool]
-) -> list[Normalization]:
+def _find_preprocessing(gi: GraphIndex, reason: list[str | None]) -> list[Normalization]:
     n = len(gi.nodes)
     pre = [False] * n
     affine: dict[int, tuple[np.ndarray, np.ndarray, str, list[int]]] = {}
     graph_inputs = set(gi.graph_inputs)
     for i, nd in enumerate(gi.nodes):
-        if is_const[i]:
+        if gi.constant_node[i]:
             continue
         data = gi.data_inputs(nd)
         if not data or not all(
@@ -339,14 +337,13 @@ def _components(gi: GraphIndex, ids: list[int]) -> list[list[int]]:
 def _trim_tail(
     gi: GraphIndex,
     reason: list[str | None],
-    is_const: list[bool],
     candidates: list[int] | None,
 ) -> bool:
     """Move trailing post-processing nodes (TAIL_OPS whose consumers are all on the CPU) to the
     CPU, walking backwards so whole tails go. Returns whether anything moved."""
     changed = False
     for i in range(len(gi.nodes) - 1, -1, -1):
-        if reason[i] is not None or is_const[i]:
+        if reason[i] is not None or gi.constant_node[i]:
             continue
         if candidates is not None and candidates[i] < 0:
             continue
@@ -374,9 +371,7 @@ def _mixes_linear_outputs(gi: GraphIndex, i: int) -> bool:
     return len(linear) >= 2
 
 
-def _group(
-    gi: GraphIndex, reason: list[str | None], is_const: list[bool]
-) -> tuple[list[int], list[bool]]:
+def _group(gi: GraphIndex, reason: list[str | None]) -> tuple[list[int], list[bool]]:
     """Assign device candidates to convex groups in one topological pass.
 
     ``reach[v]`` is the bit set of groups from which v can be reached by a path that has left the
@@ -388,7 +383,7 @@ def _group(
     blocked = [False] * n
     reach = [0] * n
     for v in range(n):
-        if is_const[v]:
+        if gi.constant_node[v]:
             continue
         base = 0
         pred_groups: list[int] = []

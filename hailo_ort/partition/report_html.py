@@ -39,11 +39,6 @@ def _text_colour(fill: str) -> str:
     return "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#fff"
 
 
-def _is_constant_node(gi: GraphIndex, v: int) -> bool:
-    node = gi.nodes[v]
-    return node.op_type == "Constant" and node.domain in ("", "ai.onnx")
-
-
 def layout(gi: GraphIndex) -> tuple[list[int], list[float]]:
     """Layer (longest path from a source) and in-layer position of every node.
 
@@ -57,7 +52,7 @@ def layout(gi: GraphIndex) -> tuple[list[int], list[float]]:
                 depth[v] = depth[u] + 1
     layers: dict[int, list[int]] = {}
     for v in range(n):
-        if _is_constant_node(gi, v):
+        if gi.constant_node[v]:
             continue  # Constant nodes are not drawn (they would crowd layer 0)
         layers.setdefault(depth[v], []).append(v)
     pos = [0.0] * n
@@ -83,7 +78,7 @@ def render_svg(result: InspectResult, gi: GraphIndex) -> str:
     compact = n > 3000
     box_w, box_h = (14, 8) if compact else (120, 22)
     gap_x, gap_y = (4, 10) if compact else (16, 14)
-    drawn = [v for v in range(n) if not _is_constant_node(gi, v)]
+    drawn = [v for v in range(n) if not gi.constant_node[v]]
     width_slots = int(max((pos[v] for v in drawn), default=0) + 1.5)
     height_layers = max((depth[v] for v in drawn), default=0) + 1
     width = width_slots * (box_w + gap_x) + 20 + box_w  # room on the right for bent edges
@@ -119,7 +114,7 @@ def render_svg(result: InspectResult, gi: GraphIndex) -> str:
     out.extend([*edges, "</g>", *skips, "</g>"])
     out.append("<g>")
     for v, node in enumerate(gi.nodes):
-        if _is_constant_node(gi, v):
+        if gi.constant_node[v]:
             continue
         name = gi.names[v]
         part = result.placement.get(name)
@@ -163,15 +158,14 @@ pre{padding:.6em;white-space:pre-wrap;overflow-wrap:anywhere}
 
 def render_html(result: InspectResult) -> str:
     """The whole report as one HTML string (inline CSS and SVG only)."""
-    gi = GraphIndex(result.prepared)
-    d = result.to_dict()
+    gi = result.graph_index or GraphIndex(result.prepared)
     h: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>hailo-ort inspect: {escape(result.model_label)} on {escape(result.arch)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{escape(result.model_label)} → {escape(result.arch)}</h1>",
-        f"<p>Family <b>{escape(result.family)}</b>; {d['nodes']} nodes; "
+        f"<p>Family <b>{escape(result.family)}</b>; {len(result.placement)} nodes; "
         f"{len(result.partitions)} device partition(s); {len(result.cpu_nodes)} CPU node(s); "
         f"{result.device_flops_share:.1%} of {result.total_flops:,} FLOPs on the device. "
         f"Support tables: {escape(', '.join(result.support_tables))}.</p>",

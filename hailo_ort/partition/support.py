@@ -97,8 +97,7 @@ class SupportTable:
 
     def rule(self, node: onnx.NodeProto) -> OpRule | None:
         """The table's rule for ``node``'s op (``domain::op`` outside the ONNX domain); None if unlisted."""
-        key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
-        return self.ops.get(key)
+        return self.ops.get(_op_key(node))
 
     def check(self, node: onnx.NodeProto, gi: GraphIndex) -> tuple[str, str] | None:
         """None when the node can go to the device; else (kind, reason).
@@ -106,6 +105,11 @@ class SupportTable:
         kind is "unsupported", "dynamic" or "constraint"; reason is a one-line explanation.
         """
         return _check_node(self, node, gi)
+
+
+def _op_key(node: onnx.NodeProto) -> str:
+    """The op's key in a table: ``op_type``, or ``domain::op_type`` outside the ONNX domain."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
 
 
 def _table_error(origin: str, problem: str) -> SupportTableError:
@@ -284,8 +288,8 @@ _AXIS_DEFAULTS: dict[str, Callable[[GraphIndex], int]] = {
 def _check_node(
     table: SupportTable, node: onnx.NodeProto, gi: GraphIndex
 ) -> tuple[str, str] | None:
-    rule = table.rule(node)
-    op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+    op = _op_key(node)
+    rule = table.ops.get(op)
     if rule is None:
         return "unsupported", f"unsupported op: {op} is not in the {table.family} support table"
     if not rule.supported:

@@ -16,9 +16,6 @@ from typing import Any, Optional
 from ...errors import HefError, ModelError
 from ...hef import HEF_MAGIC, Hef, HefWarning, NetworkGroupInfo, VStreamInfo, read
 
-HAILO_DOMAIN = "ai.hailo"
-HAILO_OP_TYPE = "HailoOp"
-
 
 def register(subparsers: Any) -> None:
     """Add the ``parse-hef`` subcommand."""
@@ -60,6 +57,9 @@ def hailo_op_hefs(model_path: Path) -> list[tuple[str, Optional[bytes]]]:
     """
     import onnx
 
+    from ...hailoop import format as fmt
+    from ...hailoop.reader import hailo_node_name, is_hailo_op
+
     try:
         model = onnx.load(str(model_path), load_external_data=False)
     except FileNotFoundError:
@@ -71,9 +71,9 @@ def hailo_op_hefs(model_path: Path) -> list[tuple[str, Optional[bytes]]]:
 
     def visit(graph: Any) -> None:
         for index, node in enumerate(graph.node):
-            if node.op_type == HAILO_OP_TYPE and node.domain == HAILO_DOMAIN:
-                hef = next((a.s for a in node.attribute if a.name == "hef"), b"")
-                found.append((node.name or f"{HAILO_OP_TYPE}_{index}", hef or None))
+            if is_hailo_op(node):
+                hef = next((a.s for a in node.attribute if a.name == fmt.ATTR_HEF), b"")
+                found.append((hailo_node_name(node, index), hef or None))
             for attr in node.attribute:
                 if attr.HasField("g"):
                     visit(attr.g)
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
         if not entries:
-            print(f"{path}: no {HAILO_DOMAIN}::{HAILO_OP_TYPE} node")
+            print(f"{path}: no ai.hailo::HailoOp node")
             return 0
         for i, (node, hef) in enumerate(entries):
             if i:
