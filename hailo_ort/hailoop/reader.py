@@ -207,7 +207,7 @@ def _compiled_from_meta(
 ) -> tuple[CompiledPartition, Any]:
     try:
         backend = str(meta["backend"])
-        partition = _partition_from_dict(meta["partition"])
+        partition = partition_from_dict(meta["partition"])
         inputs = [StreamSpec.from_dict(d) for d in meta["inputs"]]
         outputs = [StreamSpec.from_dict(d) for d in meta["outputs"]]
     except (KeyError, TypeError, ValueError) as e:
@@ -259,7 +259,8 @@ def _compiled_from_meta(
     return compiled, hef
 
 
-def _partition_from_dict(d: dict[str, Any]) -> Partition:
+def partition_from_dict(d: dict[str, Any]) -> Partition:
+    """The inverse of :meth:`Partition.to_dict` (as stored in our metadata and the compile cache)."""
     return Partition(
         index=int(d["index"]),
         nodes=[str(n) for n in d["nodes"]],
