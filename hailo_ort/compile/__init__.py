@@ -7,6 +7,7 @@ per partition compile (DFC or emulation, through a content-addressed cache) → 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
@@ -408,7 +409,7 @@ def compile(
         # 4. compile each partition, through the cache
         store = CompileCache(cache_root, enabled=cache)
         toolchain = _toolchain_id(chosen, python)
-        model_bytes = prepared.SerializeToString()
+        model_digest = hashlib.sha256(prepared.SerializeToString()).digest()
         options = {
             "backend": chosen,
             "optimization_level": int(optimization_level),
@@ -419,7 +420,7 @@ def compile(
         results: list[PartitionResult] = []
         for i, part in enumerate(partitions):
             display.prefix = f"partition {i + 1}/{len(partitions)}: "
-            key = cache_key(model_bytes, part, arch_name, options, toolchain)
+            key = cache_key(model_digest, part, arch_name, options, toolchain)
             t0 = time.time()
             cp = store.get(key)
             hit = cp is not None

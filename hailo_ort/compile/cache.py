@@ -40,16 +40,20 @@ def cache_dir() -> Path:
 
 
 def cache_key(
-    model_bytes: bytes,
+    model_digest: bytes,
     partition: Partition,
     arch: str,
     options: dict[str, Any],
     toolchain: str,
 ) -> str:
-    """sha256 hex digest identifying one compilation."""
+    """sha256 hex digest identifying one compilation.
+
+    ``model_digest`` is the sha256 digest of the serialized model, computed once by the caller
+    for all of its partitions.
+    """
     h = hashlib.sha256()
     h.update(FORMAT.encode())
-    h.update(hashlib.sha256(model_bytes).digest())
+    h.update(model_digest)
     meta = {
         "partition": partition.to_dict(),
         "arch": arch,
