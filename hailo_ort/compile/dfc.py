@@ -30,6 +30,7 @@ import onnx
 from ..errors import CompileError
 from ..graph.subgraph import value_infos
 from ..hailoop.types import CompiledPartition, StreamSpec
+from ..hef.reader import DEVICE_FORMAT_ORDERS
 from ..partition.types import Normalization, Partition, TensorSpec
 from .common import check_partition, iter_boundary_values, net_name
 
@@ -431,12 +432,9 @@ def write_calibration(
     return paths
 
 
-_FORMAT_CODES = {0: "NHWC", 1: "NHCW", 2: "NC", 3: "FCR", 5: "NHW", 6: "NMS", 7: "F8CR", 13: "NHWC"}
-
-
 def _order_name(value: Any) -> str:
     if isinstance(value, int):
-        return _FORMAT_CODES.get(value, f"UNKNOWN({value})")
+        return DEVICE_FORMAT_ORDERS.get(value, f"UNKNOWN({value})")
     return str(getattr(value, "name", value)).upper().rsplit(".", 1)[-1]
 
 
