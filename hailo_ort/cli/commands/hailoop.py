@@ -97,10 +97,12 @@ def run_show(args: argparse.Namespace) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     """``hailo-ort hailoop to-fork|strip|fallback``: write the converted model."""
     from ...hailoop import fallback_model, is_hailo_model, save, strip_fallback, to_fork
+    from ...hailoop._model import load_model
 
-    if not is_hailo_model(args.model):
+    model = load_model(args.model, copy=False)  # parsed once; the conversions work on copies
+    if not is_hailo_model(model):
         raise HailoOpFormatError(f"{args.model}: no ai.hailo::HailoOp node")
     convert = {"to-fork": to_fork, "strip": strip_fallback, "fallback": fallback_model}
-    save(convert[args.action](args.model), args.output)
+    save(convert[args.action](model), args.output)
     print(f"wrote {args.output}")
     return 0
