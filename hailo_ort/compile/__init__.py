@@ -26,6 +26,8 @@ import onnx
 from ..archs import get_arch
 from ..errors import CompileError
 from ..fileio import write_bytes_atomic
+from ..graph.loader import load_model
+from ..graph.prepared import PreparedModel
 from ..hailoop.types import CompiledPartition
 from .cache import CompileCache, cache_key
 from .calibration import calibration_digest, load_calibration, model_inputs
@@ -161,24 +163,14 @@ def default_output(model_path: str | os.PathLike[str]) -> Path:
 DYNAMIC_BATCH_KEY = "hailo_ort.dynamic_batch"
 
 
-def _original_graph(model: Any) -> onnx.GraphProto | None:
-    """The graph of the model as given (its inputs' symbolic dims), or None if not at hand."""
-    from ..graph.loader import EXAMPLE_PREFIX
-
-    try:
-        if isinstance(model, onnx.ModelProto):
-            return model.graph
-        if isinstance(model, bytes):
-            return onnx.load_from_string(model).graph
-        if isinstance(model, str) and model.startswith(EXAMPLE_PREFIX):
-            from ..graph.loader import load_model
-
-            return load_model(model).graph
-        if isinstance(model, (str, os.PathLike)):
-            return onnx.load(str(model), load_external_data=False).graph
-    except Exception:  # the model loaded for inspect; this is only a refinement
-        return None
-    return None
+def _io_signature(model: onnx.ModelProto) -> onnx.GraphProto:
+    """The model's real inputs (not initializers) and outputs as given (symbolic dims kept),
+    without its weights: what :func:`_restore_dynamic_batch` compares against."""
+    inits = {i.name for i in model.graph.initializer}
+    graph = onnx.GraphProto()
+    graph.input.extend(vi for vi in model.graph.input if vi.name not in inits)
+    graph.output.extend(model.graph.output)
+    return graph
 
 
 def _leading_dim(vi: onnx.ValueInfoProto) -> tuple[bool, str | int | None]:
@@ -359,7 +351,14 @@ def compile(
     with Progress(progress) as display:
         # 1. inspect
         display.stage("inspect")
-        inspected = _inspect(model, arch_name, input_shapes, ops)
+        # Loaded once: inspect prepares a copy, the signature keeps the symbolic batch dims.
+        original: onnx.GraphProto | None = None
+        loaded: Any = model
+        if not isinstance(model, PreparedModel):
+            loaded = load_model(model)
+            original = _io_signature(loaded)
+        inspected = _inspect(loaded, arch_name, input_shapes, ops)
+        del loaded
         prepared = inspected.prepared.model
         partitions = list(inspected.partitions)
         if not partitions:
@@ -454,7 +453,7 @@ def compile(
         # 5. embed and write
         display.stage("embed")
         out_model = _embed(prepared, [r.compiled for r in results], flavour)
-        dynamic = _restore_dynamic_batch(_original_graph(model), out_model)
+        dynamic = _restore_dynamic_batch(original, out_model)
         data = out_model.SerializeToString()
         if out_path is not None:
             write_bytes_atomic(out_path, data)
