@@ -28,6 +28,7 @@ from ..errors import CompileError
 from ..fileio import write_bytes_atomic
 from ..graph.loader import load_model
 from ..graph.prepared import PreparedModel
+from ..graph.shapes import model_inputs as real_inputs
 from ..hailoop.types import CompiledPartition
 from .cache import CompileCache, cache_key
 from .calibration import calibration_digest, load_calibration, model_inputs
@@ -166,9 +167,8 @@ DYNAMIC_BATCH_KEY = "hailo_ort.dynamic_batch"
 def _io_signature(model: onnx.ModelProto) -> onnx.GraphProto:
     """The model's real inputs (not initializers) and outputs as given (symbolic dims kept),
     without its weights: what :func:`_restore_dynamic_batch` compares against."""
-    inits = {i.name for i in model.graph.initializer}
     graph = onnx.GraphProto()
-    graph.input.extend(vi for vi in model.graph.input if vi.name not in inits)
+    graph.input.extend(real_inputs(model.graph))
     graph.output.extend(model.graph.output)
     return graph
 
@@ -189,15 +189,14 @@ def _restore_dynamic_batch(
 ) -> dict[str, dict[str, str]] | None:
     """Give ``out_model`` back the symbolic batch dim of the original model, where valid.
 
-    Valid when every input and output of the original model has a symbolic leading dim and
+    ``original`` is the original model's :func:`_io_signature`. Valid when every input and output of the original model has a symbolic leading dim and
     the compiled model has 1 there (it was compiled per frame). The graph's inputs / outputs
     then show the symbolic dim again and the metadata (DYNAMIC_BATCH_KEY) tells the session to
     run N frames one at a time. Returns what was recorded ({"inputs": {name: dim}, ...}).
     """
     if original is None:
         return None
-    init_names = {i.name for i in original.initializer}
-    orig_io = [vi for vi in original.input if vi.name not in init_names] + list(original.output)
+    orig_io = [*original.input, *original.output]
     found: dict[str, str] = {}
     for vi in orig_io:
         has, dim = _leading_dim(vi)
@@ -216,7 +215,7 @@ def _restore_dynamic_batch(
         dim = vi.type.tensor_type.shape.dim[0]
         dim.Clear()
         dim.dim_param = found[name]
-    inputs = {vi.name for vi in original.input if vi.name not in init_names}
+    inputs = {vi.name for vi in original.input}
     record = {
         "inputs": {n: d for n, d in found.items() if n in inputs},
         "outputs": {n: d for n, d in found.items() if n not in inputs},
