@@ -85,8 +85,6 @@ def run_show(args: argparse.Namespace) -> int:
             f"arch {d['arch'] or '?'}, payload {d['payload_bytes']} B, "
             f"CPU fallback {'yes' if d['has_fallback'] else 'no'}"
         )
-        if d["backend"] == "fork" and not d["hef_parsed"]:
-            print("    (HEF not parsed: device shapes guessed from the host, quantization unknown)")
         for s in d["inputs"]:
             print(_stream_line("in ", s))
         for s in d["outputs"]:
