@@ -30,6 +30,7 @@ import onnx
 from ..errors import CompileError
 from ..graph.subgraph import value_infos
 from ..hailoop.types import CompiledPartition, StreamSpec
+from ..hef import read as read_hef
 from ..hef.reader import DEVICE_FORMAT_ORDERS
 from ..partition.types import Normalization, Partition, TensorSpec
 from .common import check_partition, iter_boundary_values, net_name
@@ -668,8 +669,6 @@ def _compile_in(
             "reason": (result.recommendation or {}).get("message", "DFC parser recommendation"),
         }
         partition = shrink_partition(model, partition, result.end_node_names)
-
-    from ..hef import read as read_hef  # written by the HEF stage; imported when needed
 
     try:
         hef = read_hef(result.hef)
