@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -37,7 +38,7 @@ def _cp(payload: bytes = b"emulation-model-bytes") -> CompiledPartition:
 
 def _key(**over) -> str:
     args = {
-        "model_bytes": b"model",
+        "model_digest": hashlib.sha256(b"model").digest(),
         "partition": convnet_partition(),
         "arch": "hailo8l",
         "options": {"backend": "emulate", "calibration": "abc", "optimization_level": 2},
@@ -52,7 +53,7 @@ def test_key_changes_with_every_input() -> None:
     assert base == _key()
     assert len(base) == 64
     others = {
-        _key(model_bytes=b"model2"),
+        _key(model_digest=hashlib.sha256(b"model2").digest()),
         _key(partition=convnet_partition("features")),
         _key(arch="hailo8"),
         _key(options={"backend": "emulate", "calibration": "abd", "optimization_level": 2}),

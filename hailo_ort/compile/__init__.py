@@ -7,6 +7,7 @@ per partition compile (DFC or emulation, through a content-addressed cache) → 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
@@ -25,6 +26,9 @@ import onnx
 from ..archs import get_arch
 from ..errors import CompileError
 from ..fileio import write_bytes_atomic
+from ..graph.loader import load_model
+from ..graph.prepared import PreparedModel
+from ..graph.shapes import model_inputs as real_inputs
 from ..hailoop.types import CompiledPartition
 from .cache import CompileCache, cache_key
 from .calibration import calibration_digest, load_calibration, model_inputs
@@ -160,24 +164,13 @@ def default_output(model_path: str | os.PathLike[str]) -> Path:
 DYNAMIC_BATCH_KEY = "hailo_ort.dynamic_batch"
 
 
-def _original_graph(model: Any) -> onnx.GraphProto | None:
-    """The graph of the model as given (its inputs' symbolic dims), or None if not at hand."""
-    from ..graph.loader import EXAMPLE_PREFIX
-
-    try:
-        if isinstance(model, onnx.ModelProto):
-            return model.graph
-        if isinstance(model, bytes):
-            return onnx.load_from_string(model).graph
-        if isinstance(model, str) and model.startswith(EXAMPLE_PREFIX):
-            from ..graph.loader import load_model
-
-            return load_model(model).graph
-        if isinstance(model, (str, os.PathLike)):
-            return onnx.load(str(model), load_external_data=False).graph
-    except Exception:  # the model loaded for inspect; this is only a refinement
-        return None
-    return None
+def _io_signature(model: onnx.ModelProto) -> onnx.GraphProto:
+    """The model's real inputs (not initializers) and outputs as given (symbolic dims kept),
+    without its weights: what :func:`_restore_dynamic_batch` compares against."""
+    graph = onnx.GraphProto()
+    graph.input.extend(real_inputs(model.graph))
+    graph.output.extend(model.graph.output)
+    return graph
 
 
 def _leading_dim(vi: onnx.ValueInfoProto) -> tuple[bool, str | int | None]:
@@ -196,15 +189,14 @@ def _restore_dynamic_batch(
 ) -> dict[str, dict[str, str]] | None:
     """Give ``out_model`` back the symbolic batch dim of the original model, where valid.
 
-    Valid when every input and output of the original model has a symbolic leading dim and
+    ``original`` is the original model's :func:`_io_signature`. Valid when every input and output of the original model has a symbolic leading dim and
     the compiled model has 1 there (it was compiled per frame). The graph's inputs / outputs
     then show the symbolic dim again and the metadata (DYNAMIC_BATCH_KEY) tells the session to
     run N frames one at a time. Returns what was recorded ({"inputs": {name: dim}, ...}).
     """
     if original is None:
         return None
-    init_names = {i.name for i in original.initializer}
-    orig_io = [vi for vi in original.input if vi.name not in init_names] + list(original.output)
+    orig_io = [*original.input, *original.output]
     found: dict[str, str] = {}
     for vi in orig_io:
         has, dim = _leading_dim(vi)
@@ -223,7 +215,7 @@ def _restore_dynamic_batch(
         dim = vi.type.tensor_type.shape.dim[0]
         dim.Clear()
         dim.dim_param = found[name]
-    inputs = {vi.name for vi in original.input if vi.name not in init_names}
+    inputs = {vi.name for vi in original.input}
     record = {
         "inputs": {n: d for n, d in found.items() if n in inputs},
         "outputs": {n: d for n, d in found.items() if n not in inputs},
@@ -358,7 +350,14 @@ def compile(
     with Progress(progress) as display:
         # 1. inspect
         display.stage("inspect")
-        inspected = _inspect(model, arch_name, input_shapes, ops)
+        # Loaded once: inspect prepares a copy, the signature keeps the symbolic batch dims.
+        original: onnx.GraphProto | None = None
+        loaded: Any = model
+        if not isinstance(model, PreparedModel):
+            loaded = load_model(model)
+            original = _io_signature(loaded)
+        inspected = _inspect(loaded, arch_name, input_shapes, ops)
+        del loaded
         prepared = inspected.prepared.model
         partitions = list(inspected.partitions)
         if not partitions:
@@ -408,7 +407,7 @@ def compile(
         # 4. compile each partition, through the cache
         store = CompileCache(cache_root, enabled=cache)
         toolchain = _toolchain_id(chosen, python)
-        model_bytes = prepared.SerializeToString()
+        model_digest = hashlib.sha256(prepared.SerializeToString()).digest()
         options = {
             "backend": chosen,
             "optimization_level": int(optimization_level),
@@ -419,7 +418,7 @@ def compile(
         results: list[PartitionResult] = []
         for i, part in enumerate(partitions):
             display.prefix = f"partition {i + 1}/{len(partitions)}: "
-            key = cache_key(model_bytes, part, arch_name, options, toolchain)
+            key = cache_key(model_digest, part, arch_name, options, toolchain)
             t0 = time.time()
             cp = store.get(key)
             hit = cp is not None
@@ -453,7 +452,7 @@ def compile(
         # 5. embed and write
         display.stage("embed")
         out_model = _embed(prepared, [r.compiled for r in results], flavour)
-        dynamic = _restore_dynamic_batch(_original_graph(model), out_model)
+        dynamic = _restore_dynamic_batch(original, out_model)
         data = out_model.SerializeToString()
         if out_path is not None:
             write_bytes_atomic(out_path, data)

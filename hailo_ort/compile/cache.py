@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import write_bytes_atomic, write_text_atomic
+from ..hailoop.reader import partition_from_dict, payload_sha256
 from ..hailoop.types import CompiledPartition, StreamSpec
-from ..partition.types import Partition, TensorSpec
+from ..partition.types import Partition
 
 log = logging.getLogger("hailo_ort.compile")
 
@@ -39,16 +40,20 @@ def cache_dir() -> Path:
 
 
 def cache_key(
-    model_bytes: bytes,
+    model_digest: bytes,
     partition: Partition,
     arch: str,
     options: dict[str, Any],
     toolchain: str,
 ) -> str:
-    """sha256 hex digest identifying one compilation."""
+    """sha256 hex digest identifying one compilation.
+
+    ``model_digest`` is the sha256 digest of the serialized model, computed once by the caller
+    for all of its partitions.
+    """
     h = hashlib.sha256()
     h.update(FORMAT.encode())
-    h.update(hashlib.sha256(model_bytes).digest())
+    h.update(model_digest)
     meta = {
         "partition": partition.to_dict(),
         "arch": arch,
@@ -57,24 +62,6 @@ def cache_key(
     }
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     return h.hexdigest()
-
-
-def partition_from_dict(d: dict[str, Any]) -> Partition:
-    """Inverse of :meth:`Partition.to_dict`."""
-
-    def spec(t: dict[str, Any]) -> TensorSpec:
-        return TensorSpec(t["name"], [int(v) for v in t["shape"]], t["dtype"])
-
-    return Partition(
-        index=int(d["index"]),
-        nodes=list(d["nodes"]),
-        start_nodes=list(d["start_nodes"]),
-        end_nodes=list(d["end_nodes"]),
-        inputs=[spec(t) for t in d["inputs"]],
-        outputs=[spec(t) for t in d["outputs"]],
-        flops=int(d.get("flops", 0)),
-        params=int(d.get("params", 0)),
-    )
 
 
 def _payload(cp: CompiledPartition) -> tuple[str, bytes]:
@@ -109,7 +96,7 @@ class CompileCache:
             if meta.get("format") != FORMAT or meta.get("key") != key:
                 raise ValueError("unknown format or key")
             payload = payload_path.read_bytes()
-            if hashlib.sha256(payload).hexdigest() != meta["payload_sha256"]:
+            if payload_sha256(payload) != meta["payload_sha256"]:
                 raise ValueError("payload hash mismatch")
             cp = CompiledPartition(
                 partition=partition_from_dict(meta["partition"]),
@@ -147,7 +134,7 @@ class CompileCache:
             "toolchain": cp.toolchain,
             "report": cp.report,
             "payload_kind": kind,
-            "payload_sha256": hashlib.sha256(payload).hexdigest(),
+            "payload_sha256": payload_sha256(payload),
             "payload_size": len(payload),
         }
         try:

@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 
 from ..errors import CalibrationError
+from ..graph.shapes import model_inputs as real_inputs
 
 #: Fewer samples than this draw a warning (the Hailo model zoo calibrates with 1,024+).
 RECOMMENDED_SAMPLES = 256
@@ -45,11 +46,8 @@ InputSpecs = Mapping[str, tuple[Sequence[int], str]]
 
 def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[list[int], str]]:
     """The model's real inputs (not initializers): name → (static shape, numpy dtype name)."""
-    inits = {i.name for i in model.graph.initializer}
     specs: dict[str, tuple[list[int], str]] = {}
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
+    for vi in real_inputs(model.graph):
         tt = vi.type.tensor_type
         shape = [int(d.dim_value) if d.HasField("dim_value") else -1 for d in tt.shape.dim]
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name

@@ -76,26 +76,16 @@ def check_partition(partition: Partition) -> None:
         )
 
 
-def boundary_values(
-    model: onnx.ModelProto,
-    tensors: Sequence[str],
-    calibration: Sequence[dict[str, np.ndarray]],
-) -> list[dict[str, np.ndarray]]:
-    """The float values of ``tensors`` for each calibration feed, computed with onnxruntime.
-
-    Tensors that are model inputs are taken from the feeds; the others are added as extra
-    graph outputs of a copy of ``model`` and computed. All samples are held in memory; see
-    :func:`iter_boundary_values` to process them one at a time.
-    """
-    return list(iter_boundary_values(model, tensors, calibration))
-
-
 def iter_boundary_values(
     model: onnx.ModelProto,
     tensors: Sequence[str],
     calibration: Sequence[dict[str, np.ndarray]],
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Like :func:`boundary_values`, one sample at a time (memory stays one sample)."""
+    """The float values of ``tensors`` for each calibration feed, one sample at a time.
+
+    Tensors that are model inputs are taken from the feeds; the others are added as extra
+    graph outputs of a copy of ``model`` and computed with onnxruntime.
+    """
     import onnxruntime as ort
 
     graph_inputs = {i.name for i in model.graph.input}

@@ -30,6 +30,8 @@ import onnx
 from ..errors import CompileError
 from ..graph.subgraph import value_infos
 from ..hailoop.types import CompiledPartition, StreamSpec
+from ..hef import read as read_hef
+from ..hef.reader import DEVICE_FORMAT_ORDERS
 from ..partition.types import Normalization, Partition, TensorSpec
 from .common import check_partition, iter_boundary_values, net_name
 
@@ -431,12 +433,9 @@ def write_calibration(
     return paths
 
 
-_FORMAT_CODES = {0: "NHWC", 1: "NHCW", 2: "NC", 3: "FCR", 5: "NHW", 6: "NMS", 7: "F8CR", 13: "NHWC"}
-
-
 def _order_name(value: Any) -> str:
     if isinstance(value, int):
-        return _FORMAT_CODES.get(value, f"UNKNOWN({value})")
+        return DEVICE_FORMAT_ORDERS.get(value, f"UNKNOWN({value})")
     return str(getattr(value, "name", value)).upper().rsplit(".", 1)[-1]
 
 
@@ -670,8 +669,6 @@ def _compile_in(
             "reason": (result.recommendation or {}).get("message", "DFC parser recommendation"),
         }
         partition = shrink_partition(model, partition, result.end_node_names)
-
-    from ..hef import read as read_hef  # written by the HEF stage; imported when needed
 
     try:
         hef = read_hef(result.hef)

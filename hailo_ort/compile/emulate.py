@@ -378,7 +378,6 @@ def compile_partition_emulated(
     calibration: Sequence[dict[str, np.ndarray]],
     arch: str,
     *,
-    device_dtype: str = "uint8",
     progress: Any = None,
 ) -> CompiledPartition:
     """Compile ``partition`` of the prepared ``model`` with the emulation backend.
@@ -396,8 +395,6 @@ def compile_partition_emulated(
     check_partition(partition)
     if not calibration:
         raise CompileError("emulation needs calibration data (at least one sample)")
-    if device_dtype not in _DTYPES:
-        raise CompileError(f"device dtype {device_dtype!r} is not uint8 or uint16")
     in_names = [t.name for t in partition.inputs]
     out_names = [t.name for t in partition.outputs]
     boundary = list(dict.fromkeys(in_names + out_names))
@@ -426,8 +423,8 @@ def compile_partition_emulated(
             kept[-1] = row  # fewer than 4 samples: they are the held-out ones too
 
     net = net_name(model, partition)
-    in_quants = [quant_from_range(lo[t], hi[t], device_dtype) for t in in_names]
-    out_quants = [quant_from_range(lo[t], hi[t], device_dtype) for t in out_names]
+    in_quants = [quant_from_range(lo[t], hi[t], "uint8") for t in in_names]
+    out_quants = [quant_from_range(lo[t], hi[t], "uint8") for t in out_names]
     vnames = vstream_names(net, in_names + out_names)
     inputs = _stream_specs(partition.inputs, vnames[: len(in_names)], in_quants, per_frame)
     outputs = _stream_specs(partition.outputs, vnames[len(in_names) :], out_quants, per_frame)

@@ -26,8 +26,8 @@ class HailoOpNode:
     ``flavour`` is "portable" when the node carries our ``hailo_ort_*`` attributes, else "fork"
     (Hailo's schema: written by the DFC, or by :func:`embed` with ``flavour="fork"``).
     ``has_fallback`` says whether a model-local function (overload) gives the node a CPU body.
-    ``hef`` is the parsed HEF (``hailo_ort.hef.Hef``), or None for emulated partitions or when
-    the HEF reader is not available. ``written_by_us`` is True when our metadata was found.
+    ``hef`` is the parsed HEF (``hailo_ort.hef.Hef``), or None for emulated partitions.
+    ``written_by_us`` is True when our metadata was found.
     """
 
     node_name: str
@@ -207,7 +207,7 @@ def _compiled_from_meta(
 ) -> tuple[CompiledPartition, Any]:
     try:
         backend = str(meta["backend"])
-        partition = _partition_from_dict(meta["partition"])
+        partition = partition_from_dict(meta["partition"])
         inputs = [StreamSpec.from_dict(d) for d in meta["inputs"]]
         outputs = [StreamSpec.from_dict(d) for d in meta["outputs"]]
     except (KeyError, TypeError, ValueError) as e:
@@ -259,7 +259,8 @@ def _compiled_from_meta(
     return compiled, hef
 
 
-def _partition_from_dict(d: dict[str, Any]) -> Partition:
+def partition_from_dict(d: dict[str, Any]) -> Partition:
+    """The inverse of :meth:`Partition.to_dict` (as stored in our metadata and the compile cache)."""
     return Partition(
         index=int(d["index"]),
         nodes=[str(n) for n in d["nodes"]],
@@ -280,15 +281,11 @@ def _partition_from_dict(d: dict[str, Any]) -> Partition:
 
 
 def _parse_hef(data: bytes, name: str) -> Any:
-    """The parsed HEF, or None when the HEF reader (``hailo_ort.hef.read``) is not available."""
-    try:
-        from .. import hef as hef_module
+    """The parsed HEF (``hailo_ort.hef.read``); an unreadable one is a HailoOpFormatError."""
+    from .. import hef as hef_module
 
-        reader = hef_module.read
-    except (ImportError, AttributeError):
-        return None
     try:
-        return reader(data)
+        return hef_module.read(data)
     except HefError as e:
         raise HailoOpFormatError(f"HailoOp node {name!r}: its HEF is unreadable: {e}") from e
 
@@ -339,7 +336,6 @@ def _stream_from_fork(
     order_code: int,
     infos: dict[str, onnx.ValueInfoProto],
     vinfo: Any,
-    name: str,
 ) -> StreamSpec:
     vi = infos.get(tensor)
     host_shape = tensor_shape(vi) if vi is not None else None
@@ -350,37 +346,22 @@ def _stream_from_fork(
         host_order = _RANK_DEFAULT_HOST_ORDER.get(rank, host_order)
     batch = host_shape[0] if host_shape else 1
 
-    if vinfo is not None:
-        dims = [int(v) for v in vinfo.shape]
-        h, w, c = ([1, 1, *dims] if len(dims) < 3 else dims)[-3:]
-        hef_order = str(vinfo.format_order).upper().split(".")[-1]
-        if hef_order == "NC":
-            device_shape, device_order = [batch, c], "NC"
-        elif hef_order == "NHW":
-            device_shape, device_order = [batch, h, w], "NHW"
-        elif hef_order in ("NHWC", "NHCW"):
-            # HailoRT's default host order for NHCW (and NHWC) device streams is NHWC
-            device_shape, device_order = [batch, h, w, c], "NHWC"
-        else:
-            device_shape, device_order = [batch, h, w, c], hef_order
-        device_dtype = str(vinfo.format_type).lower().split(".")[-1]
-        quant = _as_quant(getattr(vinfo, "quant", None))
-        if host_shape is None:
-            host_shape = _host_shape(device_shape, host_order)
+    dims = [int(v) for v in vinfo.shape]
+    h, w, c = ([1, 1, *dims] if len(dims) < 3 else dims)[-3:]
+    hef_order = str(vinfo.format_order).upper().split(".")[-1]
+    if hef_order == "NC":
+        device_shape, device_order = [batch, c], "NC"
+    elif hef_order == "NHW":
+        device_shape, device_order = [batch, h, w], "NHW"
+    elif hef_order in ("NHWC", "NHCW"):
+        # HailoRT's default host order for NHCW (and NHWC) device streams is NHWC
+        device_shape, device_order = [batch, h, w, c], "NHWC"
     else:
-        # No HEF reader: the device side follows from the host tensor (NCHW host ↔ NHWC device).
-        if host_shape is None:
-            raise HailoOpFormatError(
-                f"HailoOp node {name!r}: tensor {tensor!r} has no shape in the graph"
-            )
-        device_shape = _device_shape(host_shape, host_order)
-        device_order = (
-            "NHWC"
-            if len(device_shape) == 4
-            else _RANK_DEFAULT_HOST_ORDER.get(len(device_shape), host_order)
-        )
-        device_dtype = host_dtype if host_dtype in ("uint8", "uint16") else "uint8"
-        quant = QuantInfo()
+        device_shape, device_order = [batch, h, w, c], hef_order
+    device_dtype = str(vinfo.format_type).lower().split(".")[-1]
+    quant = _as_quant(getattr(vinfo, "quant", None))
+    if host_shape is None:
+        host_shape = _host_shape(device_shape, host_order)
     return StreamSpec(
         vstream=vstream,
         tensor=tensor,
@@ -392,13 +373,6 @@ def _stream_from_fork(
         quant=quant,
         host_order=host_order,
     )
-
-
-def _device_shape(host_shape: list[int], host_order: str) -> list[int]:
-    if len(host_shape) == 4 and host_order == "NCHW":
-        n, c, h, w = host_shape
-        return [n, h, w, c]
-    return list(host_shape)
 
 
 def _host_shape(device_shape: list[int], host_order: str) -> list[int]:
@@ -420,18 +394,16 @@ def _compiled_from_fork(
     if not hef_bytes:
         raise HailoOpFormatError(f"HailoOp node {name!r}: empty 'hef' attribute")
     hef = _parse_hef(hef_bytes, name)
-    vinfos = _vstream_infos(hef) if hef is not None else {}
+    vinfos = _vstream_infos(hef)
 
     def stream(tensor: str, vstream: str, order: int) -> StreamSpec:
-        vinfo = None
-        if hef is not None:
-            vinfo = vinfos.get(vstream)
-            if vinfo is None:
-                raise HailoOpFormatError(
-                    f"HailoOp node {name!r}: vstream {vstream!r} is not in its HEF "
-                    f"(HEF vstreams: {sorted(vinfos)})"
-                )
-        return _stream_from_fork(tensor, vstream, order, infos, vinfo, name)
+        vinfo = vinfos.get(vstream)
+        if vinfo is None:
+            raise HailoOpFormatError(
+                f"HailoOp node {name!r}: vstream {vstream!r} is not in its HEF "
+                f"(HEF vstreams: {sorted(vinfos)})"
+            )
+        return _stream_from_fork(tensor, vstream, order, infos, vinfo)
 
     inputs = [
         stream(t, v, o)
@@ -454,12 +426,10 @@ def _compiled_from_fork(
     toolchain: dict[str, str] = {}
     if producer:
         toolchain["producer"] = producer
-    arch = ""
-    if hef is not None:
-        arch_name = str(getattr(hef, "hw_arch_name", "")).upper()
-        arch = _HEF_TO_DFC_ARCH.get(arch_name, arch_name.lower())
-        if getattr(hef, "sdk_version", ""):
-            toolchain["sdk_version"] = str(hef.sdk_version)
+    arch_name = str(getattr(hef, "hw_arch_name", "")).upper()
+    arch = _HEF_TO_DFC_ARCH.get(arch_name, arch_name.lower())
+    if getattr(hef, "sdk_version", ""):
+        toolchain["sdk_version"] = str(hef.sdk_version)
     compiled = CompiledPartition(
         partition=partition,
         arch=arch,

@@ -128,8 +128,7 @@ def embed(
         m.ir_version = max(m.ir_version, fmt.PORTABLE_MIN_IR_VERSION)
     else:
         m = _to_fork_versions(m, [node.name for _, node in replacements])
-        for key, value in metadata.items():
-            helper.set_model_props(m, {**{p.key: p.value for p in m.metadata_props}, key: value})
+        helper.set_model_props(m, {**{p.key: p.value for p in m.metadata_props}, **metadata})
         _check(m, flavour)
     return m
 

@@ -85,8 +85,6 @@ def run_show(args: argparse.Namespace) -> int:
             f"arch {d['arch'] or '?'}, payload {d['payload_bytes']} B, "
             f"CPU fallback {'yes' if d['has_fallback'] else 'no'}"
         )
-        if d["backend"] == "fork" and not d["hef_parsed"]:
-            print("    (HEF not parsed: device shapes guessed from the host, quantization unknown)")
         for s in d["inputs"]:
             print(_stream_line("in ", s))
         for s in d["outputs"]:
@@ -97,10 +95,12 @@ def run_show(args: argparse.Namespace) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     """``hailo-ort hailoop to-fork|strip|fallback``: write the converted model."""
     from ...hailoop import fallback_model, is_hailo_model, save, strip_fallback, to_fork
+    from ...hailoop._model import load_model
 
-    if not is_hailo_model(args.model):
+    model = load_model(args.model, copy=False)  # parsed once; the conversions work on copies
+    if not is_hailo_model(model):
         raise HailoOpFormatError(f"{args.model}: no ai.hailo::HailoOp node")
     convert = {"to-fork": to_fork, "strip": strip_fallback, "fallback": fallback_model}
-    save(convert[args.action](args.model), args.output)
+    save(convert[args.action](model), args.output)
     print(f"wrote {args.output}")
     return 0
