@@ -38,6 +38,7 @@ import numpy as np
 from ...archs import check_hef_compatible, get_arch
 from ...errors import ArchError, DeviceError, HailoOrtError
 from ...hailoop.types import CompiledPartition, StreamSpec
+from ..providers import fork_provider_available
 from .base import Device, DeviceOutputs, LoadedPartition
 
 __all__ = [
@@ -130,16 +131,6 @@ def available() -> bool:
     try:
         hp = importlib.import_module("hailo_platform")
         return len(list(hp.Device.scan())) > 0
-    except Exception:
-        return False
-
-
-def fork_provider_available() -> bool:
-    """Whether Hailo's ONNX Runtime fork is installed (``HailoExecutionProvider`` is listed)."""
-    try:
-        import onnxruntime
-
-        return "HailoExecutionProvider" in onnxruntime.get_available_providers()
     except Exception:
         return False
 
