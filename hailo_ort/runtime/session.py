@@ -629,14 +629,8 @@ class InferenceSession:
         """Run in the background; ``callback(outputs, user_data, error_message)`` when done."""
         frames = self._frames_to_split(input_feed)
         if frames is not None and self._plan is not None:
-
-            def gathered(outputs: list[Any] | None, error: BaseException | None) -> None:
-                if error is not None:
-                    callback([], user_data, str(error))
-                else:
-                    callback(outputs, user_data, "")
-
-            self._submit_frames(frames, output_names, input_feed, run_options, gathered)
+            done = _ort_callback(callback, user_data)
+            self._submit_frames(frames, output_names, input_feed, run_options, done)
             return
         if frames is not None:
             threading.Thread(
@@ -653,14 +647,8 @@ class InferenceSession:
                 raise _feed_error(exc) from None
             return
         names, feeds = self._check(output_names, input_feed)
-
-        def done(outputs: list[Any] | None, error: BaseException | None) -> None:
-            if error is not None:
-                callback([], user_data, str(error))
-            else:
-                callback(outputs, user_data, "")
-
-        self._shared_pipeline(plan).submit(Job(feeds, names, done, run_options))
+        job = Job(feeds, names, _ort_callback(callback, user_data), run_options)
+        self._shared_pipeline(plan).submit(job)
 
     def _shared_pipeline(self, plan: Plan) -> Pipeline:
         """The session's pipeline for run_async (started on first use, stopped by close)."""
@@ -668,9 +656,7 @@ class InferenceSession:
             if self._plan is not plan:
                 raise HailoOrtError("the session is closed (set_providers(...) opens it again)")
             if self._pipeline is None:
-                self._pipeline = Pipeline(
-                    plan.steps, plan.constants, batch_size=plan.options.batch_size
-                )
+                self._pipeline = _plan_pipeline(plan)
             return self._pipeline
 
     def stream(
@@ -713,7 +699,7 @@ class InferenceSession:
         raise_errors: bool,
     ) -> Iterator[list[Any]]:
         if plan is not None:
-            pipeline = Pipeline(plan.steps, plan.constants, batch_size=plan.options.batch_size)
+            pipeline = _plan_pipeline(plan)
         else:
             whole = _WholeModelStep(self._ort, output_names)  # type: ignore[arg-type]
             output_names = whole.outputs
@@ -939,6 +925,25 @@ class InferenceSession:
         if ort is not None and ort is not _CLOSED and not name.startswith("__"):
             return getattr(ort, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _ort_callback(
+    callback: Callable[[Any, Any, str], None], user_data: Any
+) -> Callable[[list[Any] | None, BaseException | None], None]:
+    """A pipeline ``done(outputs, error)`` that calls an onnxruntime-style run_async callback."""
+
+    def done(outputs: list[Any] | None, error: BaseException | None) -> None:
+        if error is not None:
+            callback([], user_data, str(error))
+        else:
+            callback(outputs, user_data, "")
+
+    return done
+
+
+def _plan_pipeline(plan: Plan) -> Pipeline:
+    """A pipeline over the plan's steps, batching up to the provider's ``batch_size``."""
+    return Pipeline(plan.steps, plan.constants, batch_size=plan.options.batch_size)
 
 
 class _FrameGather:
