@@ -249,6 +249,13 @@ def _raw_quant(dtype: str) -> QuantInfo:
     return QuantInfo(zp=0.0, scale=1.0, limvals_min=float(info.min), limvals_max=float(info.max))
 
 
+def _stream_quant(spec: StreamSpec) -> tuple[QuantInfo, bool]:
+    """The quantization a stream's host transform applies, and whether the host tensor holds
+    the raw device values (same dtype on both sides: identity quantization)."""
+    raw = np.dtype(spec.dtype) == np.dtype(spec.device_dtype)
+    return (_raw_quant(spec.device_dtype) if raw else spec.quant), raw
+
+
 class DeviceRequest:
     """One request on a device step: its inputs, device buffers and per-batch results."""
 
@@ -315,6 +322,9 @@ class DeviceStep:
         self.timer: StageTimer | None = None
         # Prepared transforms per (direction, vstream, shape): checked and planned once.
         self._transforms: dict[tuple[bool, str, tuple[int, ...]], transforms.Transform] = {}
+        # Per stream, (quantization, raw): fixed by the compiled partition, derived once.
+        self._in_quant = {s.vstream: _stream_quant(s) for s in site.compiled.inputs}
+        self._out_quant = {s.vstream: _stream_quant(s) for s in site.compiled.outputs}
 
     # -- CPU fallback ---------------------------------------------------------------------
     def _fallback_session(self) -> Any:
@@ -331,8 +341,7 @@ class DeviceStep:
     def _to_device(self, spec: StreamSpec, x: np.ndarray, frames: int) -> np.ndarray:
         shape = (frames, *spec.device_shape[1:])
         buf = self._pool.acquire(shape, spec.device_dtype)
-        raw = np.dtype(spec.dtype) == np.dtype(spec.device_dtype)
-        quant = _raw_quant(spec.device_dtype) if raw else spec.quant
+        quant = self._in_quant[spec.vstream][0]
         host = x if x.ndim == len(shape) else x.reshape((frames, *spec.shape[1:]))
         try:
             return self._transform(True, spec, quant, host.shape)(host, buf)
@@ -361,8 +370,7 @@ class DeviceStep:
                 f"{self.name}: device output {spec.vstream} is {q.dtype}{list(q.shape)}, "
                 f"expected {spec.device_dtype}{list(want)}"
             )
-        raw = np.dtype(spec.dtype) == np.dtype(spec.device_dtype)
-        quant = _raw_quant(spec.device_dtype) if raw else spec.quant
+        quant, raw = self._out_quant[spec.vstream]
         try:
             y = self._transform(False, spec, quant, want)(q)
         except (TypeError, ValueError):  # a strided or misaligned device buffer: general path
