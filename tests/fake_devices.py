@@ -100,5 +100,6 @@ def install_fake_hailort(monkeypatch: pytest.MonkeyPatch, device: Device | None)
         return device
 
     module.open_device = open_device  # type: ignore[attr-defined]
+    module.available = lambda: device is not None  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "hailo_ort.runtime.devices.hailort", module)
     return calls

@@ -65,5 +65,4 @@ def _hailort_device_present() -> bool:
         module = importlib.import_module("hailo_ort.runtime.devices.hailort")
     except ImportError:
         return False
-    available = getattr(module, "available", None)
-    return bool(available()) if callable(available) else False
+    return bool(module.available())
