@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -1135,7 +1135,7 @@ def _device_arch(options: HailoOptions) -> str | None:
     from ..archs import get_arch
 
     try:
-        device = open_device(HailoOptions(**{**options.__dict__, "device": "auto"}))
+        device = open_device(replace(options, device="auto"))
     except HailoOrtError:
         return None
     if device is None:
@@ -1263,13 +1263,13 @@ def session(
                 "accuracy here: compile='emulate', calibration=...)",
             )
         elif backend == "emulate" and "device" not in options:
-            hailo = HailoOptions(**{**hailo.__dict__, "device": "emulator"})
+            hailo = replace(hailo, device="emulator")
     elif "device" not in options and _emulated_only(proto):
         # Compiled with the emulate backend: no HEF, so only the emulator can run it.
-        hailo = HailoOptions(**{**hailo.__dict__, "device": "emulator"})
+        hailo = replace(hailo, device="emulator")
     rest = list(providers) if providers is not None else [CPU_PROVIDER]
     provider_list: list[ProviderSpec] = [
-        (HAILO_PROVIDER, {k: v for k, v in hailo.__dict__.items()}),
+        (HAILO_PROVIDER, asdict(hailo)),
         *(p for p in rest if p != HAILO_PROVIDER),
     ]
     return InferenceSession(source, sess_options=sess_options, providers=provider_list)
