@@ -230,6 +230,31 @@ def test_plan_run_async_and_iobinding() -> None:
     np.testing.assert_array_equal(outs[1], want[1])
 
 
+def test_plan_iobinding_pointer_input_ortvalue_output_and_clearing() -> None:
+    model, _ = rm.cnn()
+    sess = emulator_session(model)
+    x = rm.calib([1, 3, 8, 8], 31)
+    want = sess.run(None, {"x": x})
+    binding = sess.io_binding()
+    binding.bind_input("x", "cpu", 0, np.float32, list(x.shape), x.ctypes.data)
+    y_value = onnxruntime.OrtValue.ortvalue_from_numpy(np.zeros((1, 4), np.float32))
+    binding.bind_ortvalue_output("y", y_value)
+    sess.run_with_iobinding(binding)
+    np.testing.assert_array_equal(y_value.numpy(), want[0])
+    assert binding.get_outputs() == [y_value]
+    binding.clear_binding_outputs()
+    binding.bind_output("feat")
+    sess.run_with_iobinding(binding)
+    outs = binding.copy_outputs_to_cpu()
+    assert len(outs) == 1
+    np.testing.assert_array_equal(outs[0], want[1])
+    binding.clear_binding_inputs()
+    with pytest.raises(ValueError, match="Required inputs"):
+        sess.run_with_iobinding(binding)
+    with pytest.raises(InvalidArgument, match="only cpu memory"):
+        binding.bind_input("x", "cuda", 0, np.float32, list(x.shape), x.ctypes.data)
+
+
 def test_many_threads_on_one_session() -> None:
     model, _ = rm.two_parts()
     sess = emulator_session(model, batch_size=2)
