@@ -409,24 +409,19 @@ def _release_shared(shared: _SharedVDevice) -> None:
 
 
 def _hef_facts(hef: bytes) -> tuple[str | None, list[str]]:
-    """(HEF arch name, reader warnings) from hailo_ort's own HEF reader, when it is available.
+    """(HEF arch name, reader warnings) from hailo_ort's own HEF reader.
 
     A HEF our reader cannot parse is left to HailoRT, whose own error is reported.
     """
-    try:
-        reader = importlib.import_module("hailo_ort.hef")
-    except ImportError:
-        return None, []
-    read = getattr(reader, "read", None)
-    if read is None:
-        return None, []
+    from ...hef import read
+
     try:
         info = read(hef)
     except Exception as exc:
         log.debug("hailo_ort.hef.read failed (%s); leaving the HEF to HailoRT", exc)
         return None, []
-    arch = getattr(info, "hw_arch_name", None)
-    return (str(arch) if arch else None), [str(w) for w in getattr(info, "warnings", []) or []]
+    arch = info.hw_arch_name
+    return (str(arch) if arch else None), [str(w) for w in info.warnings]
 
 
 class HailoRTDevice(Device):
