@@ -743,13 +743,8 @@ class _AsyncPartition(_HailoRTPartition):
             self._check_names("input", list(model.input_names), self.inputs)
             self._check_names("output", list(model.output_names), self.outputs)
             for spec in self.inputs:
-                ftype, order = self._format_names(spec, "input")
                 stream = model.input(spec.vstream)
-                stream.set_format_type(_enum(hp.FormatType, ftype, self.where, "format type"))
-                stream.set_format_order(_enum(hp.FormatOrder, order, self.where, "format order"))
-                shape = tuple(int(d) for d in stream.shape)
-                self._check_frame_shape(spec, shape, "input")
-                self._in_frame[spec.vstream] = (shape, np.dtype(_NUMPY_OF_FORMAT[ftype]))
+                self._in_frame[spec.vstream] = self._set_format(stream, spec, "input")
             self.nms_outputs: list[str] = []
             for spec in self.outputs:
                 stream = model.output(spec.vstream)
@@ -760,18 +755,11 @@ class _AsyncPartition(_HailoRTPartition):
                         nms_order = "HAILO_NMS"  # HailoRT < 4.20 name of the same layout
                     stream.set_format_type(hp.FormatType.FLOAT32)
                     stream.set_format_order(getattr(hp.FormatOrder, nms_order))
-                    ftype = "FLOAT32"
                     self.nms_outputs.append(spec.vstream)
                     shape = tuple(int(d) for d in stream.shape)
+                    self._out_frame[spec.vstream] = (shape, np.dtype(np.float32))
                 else:
-                    ftype, order = self._format_names(spec, "output")
-                    stream.set_format_type(_enum(hp.FormatType, ftype, self.where, "format type"))
-                    stream.set_format_order(
-                        _enum(hp.FormatOrder, order, self.where, "format order")
-                    )
-                    shape = tuple(int(d) for d in stream.shape)
-                    self._check_frame_shape(spec, shape, "output")
-                self._out_frame[spec.vstream] = (shape, np.dtype(_NUMPY_OF_FORMAT[ftype]))
+                    self._out_frame[spec.vstream] = self._set_format(stream, spec, "output")
         except HailoOrtError:
             raise
         except Exception as exc:
@@ -787,6 +775,18 @@ class _AsyncPartition(_HailoRTPartition):
         self._pool_lock = threading.Lock()
         self._in_flight: set[_Request] = set()
         self._configure()
+
+    def _set_format(
+        self, stream: Any, spec: StreamSpec, kind: str
+    ) -> tuple[tuple[int, ...], np.dtype]:
+        """Set an InferModel stream's format from ``spec``; its checked frame shape and dtype."""
+        hp = self._ctx.hp
+        ftype, order = self._format_names(spec, kind)
+        stream.set_format_type(_enum(hp.FormatType, ftype, self.where, "format type"))
+        stream.set_format_order(_enum(hp.FormatOrder, order, self.where, "format order"))
+        shape = tuple(int(d) for d in stream.shape)
+        self._check_frame_shape(spec, shape, kind)
+        return shape, np.dtype(_NUMPY_OF_FORMAT[ftype])
 
     # -- configuration ------------------------------------------------------------------------
 
