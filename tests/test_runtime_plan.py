@@ -14,6 +14,8 @@ import pytest
 import runtime_models as rm
 from fake_devices import FaultyDevice, install_fake_hailort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+from pipeline_models import emulator as emulator_session
+from runtime_models import ort_run
 
 import hailo_ort
 from hailo_ort.errors import DeviceError, HailoOrtError
@@ -25,20 +27,6 @@ BOTH = ["HailoExecutionProvider", "CPUExecutionProvider"]
 # The inputs the test models were calibrated on (see runtime_models): no saturation there.
 CNN_CALIB_SEED = 7
 TWO_PARTS_CALIB_SEED = 11
-
-
-def ort_run(model: onnx.ModelProto, feed: dict) -> list[np.ndarray]:
-    return onnxruntime.InferenceSession(model.SerializeToString(), providers=CPU).run(None, feed)
-
-
-def emulator_session(model: onnx.ModelProto, **options) -> hailo_ort.InferenceSession:
-    return hailo_ort.InferenceSession(
-        model.SerializeToString(),
-        providers=[
-            ("HailoExecutionProvider", {"device": "emulator", **options}),
-            "CPUExecutionProvider",
-        ],
-    )
 
 
 def quant_step(model: onnx.ModelProto, tensor: str) -> float:

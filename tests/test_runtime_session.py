@@ -12,16 +12,13 @@ import pytest
 import runtime_models as rm
 from fake_devices import install_fake_hailort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+from runtime_models import ort_run
 
 import hailo_ort
 from hailo_ort.errors import CompileError, DeviceError, HailoOrtError, ModelError
 from hailo_ort.runtime import session as session_module
 
 CPU = ["CPUExecutionProvider"]
-
-
-def ort_run(model: onnx.ModelProto, feed: dict) -> list[np.ndarray]:
-    return onnxruntime.InferenceSession(model.SerializeToString(), providers=CPU).run(None, feed)
 
 
 @pytest.fixture
