@@ -1117,13 +1117,9 @@ def _view(device_type: str, element_type: Any, shape: Sequence[int], ptr: int) -
 
 
 def _dfc_available() -> bool:
-    """Whether a Hailo DFC is at hand (``hailo_ort.compile.dfc.find_dfc_python`` when present)."""
-    try:
-        from ..compile.dfc import find_dfc_python  # type: ignore[import-not-found]
-    except ImportError:
-        import importlib.util
+    """Whether a Hailo DFC is at hand (``hailo_ort.compile.dfc.find_dfc_python``)."""
+    from ..compile.dfc import find_dfc_python
 
-        return importlib.util.find_spec("hailo_sdk_client") is not None
     try:
         return find_dfc_python() is not None
     except HailoOrtError:
@@ -1173,17 +1169,6 @@ def _dynamic_batch_inputs(model: onnx.ModelProto) -> set[str]:
             except (ValueError, AttributeError):
                 return set()
     return set()
-
-
-def _compiled_model(result: Any) -> ModelSource:
-    """What ``hailo_ort.compile`` returned, as something InferenceSession takes."""
-    if isinstance(result, (onnx.ModelProto, bytes, str, os.PathLike)):
-        return result
-    for attr in ("model", "path", "output"):
-        value = getattr(result, attr, None)
-        if isinstance(value, (onnx.ModelProto, bytes, str, os.PathLike)):
-            return value
-    raise CompileError(f"hailo_ort.compile returned {type(result).__name__}, not a model")
 
 
 def session(
@@ -1242,7 +1227,7 @@ def session(
                     extra["output"] = output
                     given = model if path is not None else proto
                 result = hailo_ort.compile(given, arch=target, backend=backend, **extra)
-                source = _compiled_model(result)
+                source = result.model
             except HailoOrtError as exc:
                 if compile is not None and compile != "auto":
                     if isinstance(exc, CalibrationError) and calibration is None:
