@@ -22,6 +22,7 @@ from onnx import helper, numpy_helper
 from .. import transforms
 from ..errors import DeviceError, HailoOpFormatError, HailoOrtError, ModelError
 from ..graph.subgraph import extract_subgraph
+from ..hailoop.reader import hailo_node_name, is_hailo_op, read
 from ..hailoop.types import CompiledPartition, StreamSpec
 from ..quant import QuantInfo
 from .devices.base import Device, DeviceOutputs, LoadedPartition
@@ -32,9 +33,6 @@ _log = logging.getLogger("hailo_ort")
 _logged: set[str] = set()
 _logged_lock = threading.Lock()
 
-HAILO_DOMAIN = "ai.hailo"
-HAILO_OP = "HailoOp"
-
 
 def log_once(level: int, message: str) -> None:
     """Log ``message`` on the "hailo_ort" logger the first time it is seen in this process."""
@@ -43,10 +41,6 @@ def log_once(level: int, message: str) -> None:
             return
         _logged.add(message)
     _log.log(level, message)
-
-
-def is_hailo_op(node: onnx.NodeProto) -> bool:
-    return node.op_type == HAILO_OP and node.domain == HAILO_DOMAIN
 
 
 def has_hailo_ops(model: onnx.ModelProto) -> bool:
@@ -72,16 +66,9 @@ def read_hailo_ops(model: onnx.ModelProto) -> list[HailoOpSite]:
 
     This is the only place the runtime depends on the HailoOp format.
     """
-    import hailo_ort.hailoop as hailoop
-
-    reader = getattr(hailoop, "read", None)
-    if reader is None:
-        raise HailoOpFormatError(
-            "this hailo-ort build has no HailoOp reader (hailo_ort.hailoop.read)"
-        )
     by_name = {n.name: n for n in model.graph.node if is_hailo_op(n)}
     try:
-        nodes = list(reader(model))
+        nodes = list(read(model))
     except HailoOrtError:
         raise
     except Exception as exc:
@@ -693,7 +680,7 @@ def name_hailo_nodes(model: onnx.ModelProto) -> None:
     """Name unnamed HailoOp nodes ``HailoOp_<index in graph.node>``, as the reader calls them."""
     for index, node in enumerate(model.graph.node):
         if is_hailo_op(node) and not node.name:
-            node.name = f"{HAILO_OP}_{index}"
+            node.name = hailo_node_name(node, index)
 
 
 def check_model_graph(model: onnx.ModelProto) -> None:
