@@ -28,6 +28,7 @@ import onnxruntime
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument, InvalidProtobuf, NoSuchFile
 
 from ..errors import CalibrationError, CompileError, DeviceError, HailoOrtError, ModelError
+from ..hailoop.format import FORK_MAX_IR_VERSION
 from .devices import open_device
 from .devices.base import Device
 from .pipeline import Job, Pipeline
@@ -221,7 +222,9 @@ def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
 
 def _fork_flavour(model: onnx.ModelProto) -> bool:
     """Whether Hailo's fork can run the model: IR ≤ 8 and HailoOp nodes without overloads."""
-    return model.ir_version <= 8 and all(not n.overload for n in model.graph.node if is_hailo_op(n))
+    return model.ir_version <= FORK_MAX_IR_VERSION and all(
+        not n.overload for n in model.graph.node if is_hailo_op(n)
+    )
 
 
 _ORT_STATE = "onnxruntime.capi.onnxruntime_pybind11_state"
