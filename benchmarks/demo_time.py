@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hailo_ort.fileio import write_text_atomic
+
 TARGET_S = 5.0
 EXAMPLES = ("yolov8n", "resnet18", "mobilenet_v2")
 
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"example": example, "cold_s": round(cold, 2), "warm_s": round(warm, 2)})
         flag = "" if cold < TARGET_S else "  (over target)"
         print(f"{example:<14}{cold:>8.2f}{warm:>8.2f}{flag}")
-    args.json.write_text(json.dumps({"runs": args.runs, "target_s": TARGET_S, "rows": rows}))
+    write_text_atomic(
+        args.json, json.dumps({"runs": args.runs, "target_s": TARGET_S, "rows": rows})
+    )
     print(f"wrote {args.json}")
     return 0
 

@@ -88,17 +88,19 @@ class FaultyDevice(Device):
 
 
 def install_fake_hailort(monkeypatch: pytest.MonkeyPatch, device: Device | None) -> list[dict]:
-    """Make ``hailo_ort.runtime.devices.hailort.open_device`` return ``device`` (None: ImportError,
-    as when hailo_platform is missing). Returns the list of keyword arguments it was called with."""
+    """Make ``hailo_ort.runtime.devices.hailort.open_device`` return ``device`` (None: the
+    DeviceError the real one raises when hailo_platform is missing). Returns the list of keyword
+    arguments it was called with."""
     calls: list[dict] = []
     module = types.ModuleType("hailo_ort.runtime.devices.hailort")
 
     def open_device(**kwargs: Any) -> Device:
         calls.append(kwargs)
         if device is None:
-            raise ImportError("No module named 'hailo_platform'")
+            raise DeviceError("hailo_platform is not installed (fake HailoRT module)")
         return device
 
     module.open_device = open_device  # type: ignore[attr-defined]
+    module.available = lambda: device is not None  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "hailo_ort.runtime.devices.hailort", module)
     return calls

@@ -27,7 +27,7 @@ def compile_emulated(model: onnx.ModelProto, **kwargs: Any) -> Any:
         )
 
 
-def emulator(model: bytes, **options: Any) -> hailo_ort.InferenceSession:
+def emulator(model: bytes | onnx.ModelProto, **options: Any) -> hailo_ort.InferenceSession:
     """A session on the emulator device with the given HailoExecutionProvider options."""
     return hailo_ort.InferenceSession(
         model,

@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 import onnx
+import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
 
 from hailo_ort.compile.emulate import compile_partition_emulated
@@ -229,3 +230,10 @@ def tiny_plain() -> onnx.ModelProto:
     return helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION
     )
+
+
+def ort_run(model: onnx.ModelProto, feed: dict) -> list[np.ndarray]:
+    """``model`` run on plain onnxruntime (CPU): the reference outputs."""
+    return onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, feed)

@@ -14,6 +14,8 @@ import pytest
 import runtime_models as rm
 from fake_devices import FaultyDevice, install_fake_hailort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+from pipeline_models import emulator as emulator_session
+from runtime_models import ort_run
 
 import hailo_ort
 from hailo_ort.errors import DeviceError, HailoOrtError
@@ -25,20 +27,6 @@ BOTH = ["HailoExecutionProvider", "CPUExecutionProvider"]
 # The inputs the test models were calibrated on (see runtime_models): no saturation there.
 CNN_CALIB_SEED = 7
 TWO_PARTS_CALIB_SEED = 11
-
-
-def ort_run(model: onnx.ModelProto, feed: dict) -> list[np.ndarray]:
-    return onnxruntime.InferenceSession(model.SerializeToString(), providers=CPU).run(None, feed)
-
-
-def emulator_session(model: onnx.ModelProto, **options) -> hailo_ort.InferenceSession:
-    return hailo_ort.InferenceSession(
-        model.SerializeToString(),
-        providers=[
-            ("HailoExecutionProvider", {"device": "emulator", **options}),
-            "CPUExecutionProvider",
-        ],
-    )
 
 
 def quant_step(model: onnx.ModelProto, tensor: str) -> float:
@@ -228,6 +216,31 @@ def test_plan_run_async_and_iobinding() -> None:
     np.testing.assert_array_equal(y_buf, want[0])
     outs = binding.copy_outputs_to_cpu()
     np.testing.assert_array_equal(outs[1], want[1])
+
+
+def test_plan_iobinding_pointer_input_ortvalue_output_and_clearing() -> None:
+    model, _ = rm.cnn()
+    sess = emulator_session(model)
+    x = rm.calib([1, 3, 8, 8], 31)
+    want = sess.run(None, {"x": x})
+    binding = sess.io_binding()
+    binding.bind_input("x", "cpu", 0, np.float32, list(x.shape), x.ctypes.data)
+    y_value = onnxruntime.OrtValue.ortvalue_from_numpy(np.zeros((1, 4), np.float32))
+    binding.bind_ortvalue_output("y", y_value)
+    sess.run_with_iobinding(binding)
+    np.testing.assert_array_equal(y_value.numpy(), want[0])
+    assert binding.get_outputs() == [y_value]
+    binding.clear_binding_outputs()
+    binding.bind_output("feat")
+    sess.run_with_iobinding(binding)
+    outs = binding.copy_outputs_to_cpu()
+    assert len(outs) == 1
+    np.testing.assert_array_equal(outs[0], want[1])
+    binding.clear_binding_inputs()
+    with pytest.raises(ValueError, match="Required inputs"):
+        sess.run_with_iobinding(binding)
+    with pytest.raises(InvalidArgument, match="only cpu memory"):
+        binding.bind_input("x", "cuda", 0, np.float32, list(x.shape), x.ctypes.data)
 
 
 def test_many_threads_on_one_session() -> None:

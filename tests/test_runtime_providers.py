@@ -90,6 +90,14 @@ def test_provider_lists_without_hailo_and_defaults() -> None:
     assert only_hailo.ort_providers == ["CPUExecutionProvider"]
 
 
+def test_a_tuple_of_names_is_a_provider_list_as_in_onnxruntime() -> None:
+    names = ("HailoExecutionProvider", "CPUExecutionProvider")
+    assert split_providers(names) == split_providers(list(names))
+    assert split_providers(("CPUExecutionProvider",)).ort_providers == ["CPUExecutionProvider"]
+    single = split_providers(("HailoExecutionProvider", {"device": "emulator"}))
+    assert single.hailo is not None and single.hailo.device == "emulator"
+
+
 def test_malformed_provider_lists() -> None:
     with pytest.raises(ProviderOptionError, match="entries"):
         split_providers(["HailoExecutionProvider", "CPUExecutionProvider"], [{}])

@@ -12,16 +12,13 @@ import pytest
 import runtime_models as rm
 from fake_devices import install_fake_hailort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+from runtime_models import ort_run
 
 import hailo_ort
 from hailo_ort.errors import CompileError, DeviceError, HailoOrtError, ModelError
 from hailo_ort.runtime import session as session_module
 
 CPU = ["CPUExecutionProvider"]
-
-
-def ort_run(model: onnx.ModelProto, feed: dict) -> list[np.ndarray]:
-    return onnxruntime.InferenceSession(model.SerializeToString(), providers=CPU).run(None, feed)
 
 
 @pytest.fixture
@@ -303,13 +300,13 @@ def test_invalid_graph_is_a_model_error_of_onnxruntime_type() -> None:
 
 @pytest.mark.usefixtures("no_hailort")
 def test_malformed_hailoop_metadata_is_a_format_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import hailo_ort.hailoop as hailoop
+    import hailo_ort.runtime.plan as plan_module
     from hailo_ort.errors import HailoOpFormatError
 
     def broken_reader(model):
         raise KeyError("inputs")
 
-    monkeypatch.setattr(hailoop, "read", broken_reader, raising=False)
+    monkeypatch.setattr(plan_module, "read", broken_reader)  # the reader the plan calls
     model, _ = rm.cnn()
     with pytest.raises(HailoOpFormatError, match="malformed HailoOp"):
         hailo_ort.InferenceSession(model.SerializeToString())

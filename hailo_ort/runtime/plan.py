@@ -22,6 +22,7 @@ from onnx import helper, numpy_helper
 from .. import transforms
 from ..errors import DeviceError, HailoOpFormatError, HailoOrtError, ModelError
 from ..graph.subgraph import extract_subgraph
+from ..hailoop.reader import hailo_node_name, is_hailo_op, read
 from ..hailoop.types import CompiledPartition, StreamSpec
 from ..quant import QuantInfo
 from .devices.base import Device, DeviceOutputs, LoadedPartition
@@ -32,9 +33,6 @@ _log = logging.getLogger("hailo_ort")
 _logged: set[str] = set()
 _logged_lock = threading.Lock()
 
-HAILO_DOMAIN = "ai.hailo"
-HAILO_OP = "HailoOp"
-
 
 def log_once(level: int, message: str) -> None:
     """Log ``message`` on the "hailo_ort" logger the first time it is seen in this process."""
@@ -43,10 +41,6 @@ def log_once(level: int, message: str) -> None:
             return
         _logged.add(message)
     _log.log(level, message)
-
-
-def is_hailo_op(node: onnx.NodeProto) -> bool:
-    return node.op_type == HAILO_OP and node.domain == HAILO_DOMAIN
 
 
 def has_hailo_ops(model: onnx.ModelProto) -> bool:
@@ -72,16 +66,9 @@ def read_hailo_ops(model: onnx.ModelProto) -> list[HailoOpSite]:
 
     This is the only place the runtime depends on the HailoOp format.
     """
-    import hailo_ort.hailoop as hailoop
-
-    reader = getattr(hailoop, "read", None)
-    if reader is None:
-        raise HailoOpFormatError(
-            "this hailo-ort build has no HailoOp reader (hailo_ort.hailoop.read)"
-        )
     by_name = {n.name: n for n in model.graph.node if is_hailo_op(n)}
     try:
-        nodes = list(reader(model))
+        nodes = list(read(model))
     except HailoOrtError:
         raise
     except Exception as exc:
@@ -249,6 +236,13 @@ def _raw_quant(dtype: str) -> QuantInfo:
     return QuantInfo(zp=0.0, scale=1.0, limvals_min=float(info.min), limvals_max=float(info.max))
 
 
+def _stream_quant(spec: StreamSpec) -> tuple[QuantInfo, bool]:
+    """The quantization a stream's host transform applies, and whether the host tensor holds
+    the raw device values (same dtype on both sides: identity quantization)."""
+    raw = np.dtype(spec.dtype) == np.dtype(spec.device_dtype)
+    return (_raw_quant(spec.device_dtype) if raw else spec.quant), raw
+
+
 class DeviceRequest:
     """One request on a device step: its inputs, device buffers and per-batch results."""
 
@@ -315,6 +309,9 @@ class DeviceStep:
         self.timer: StageTimer | None = None
         # Prepared transforms per (direction, vstream, shape): checked and planned once.
         self._transforms: dict[tuple[bool, str, tuple[int, ...]], transforms.Transform] = {}
+        # Per stream, (quantization, raw): fixed by the compiled partition, derived once.
+        self._in_quant = {s.vstream: _stream_quant(s) for s in site.compiled.inputs}
+        self._out_quant = {s.vstream: _stream_quant(s) for s in site.compiled.outputs}
 
     # -- CPU fallback ---------------------------------------------------------------------
     def _fallback_session(self) -> Any:
@@ -331,8 +328,7 @@ class DeviceStep:
     def _to_device(self, spec: StreamSpec, x: np.ndarray, frames: int) -> np.ndarray:
         shape = (frames, *spec.device_shape[1:])
         buf = self._pool.acquire(shape, spec.device_dtype)
-        raw = np.dtype(spec.dtype) == np.dtype(spec.device_dtype)
-        quant = _raw_quant(spec.device_dtype) if raw else spec.quant
+        quant = self._in_quant[spec.vstream][0]
         host = x if x.ndim == len(shape) else x.reshape((frames, *spec.shape[1:]))
         try:
             return self._transform(True, spec, quant, host.shape)(host, buf)
@@ -361,8 +357,7 @@ class DeviceStep:
                 f"{self.name}: device output {spec.vstream} is {q.dtype}{list(q.shape)}, "
                 f"expected {spec.device_dtype}{list(want)}"
             )
-        raw = np.dtype(spec.dtype) == np.dtype(spec.device_dtype)
-        quant = _raw_quant(spec.device_dtype) if raw else spec.quant
+        quant, raw = self._out_quant[spec.vstream]
         try:
             y = self._transform(False, spec, quant, want)(q)
         except (TypeError, ValueError):  # a strided or misaligned device buffer: general path
@@ -685,7 +680,7 @@ def name_hailo_nodes(model: onnx.ModelProto) -> None:
     """Name unnamed HailoOp nodes ``HailoOp_<index in graph.node>``, as the reader calls them."""
     for index, node in enumerate(model.graph.node):
         if is_hailo_op(node) and not node.name:
-            node.name = f"{HAILO_OP}_{index}"
+            node.name = hailo_node_name(node, index)
 
 
 def check_model_graph(model: onnx.ModelProto) -> None:

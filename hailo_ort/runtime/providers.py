@@ -149,6 +149,16 @@ class ProviderChoice:
     ort_provider_options: list[dict[str, Any]]
 
 
+def _is_spec_with_options(spec: Any) -> bool:
+    """Whether ``spec`` is one ``(name, options dict)`` provider entry."""
+    return (
+        isinstance(spec, (tuple, list))
+        and len(spec) == 2
+        and isinstance(spec[0], str)
+        and isinstance(spec[1], Mapping)
+    )
+
+
 def split_providers(
     providers: Sequence[ProviderSpec] | None,
     provider_options: Sequence[Mapping[str, Any]] | None = None,
@@ -162,8 +172,8 @@ def split_providers(
         if provider_options:
             raise ProviderOptionError("provider_options given without providers")
         return ProviderChoice(HailoOptions(), [CPU_PROVIDER], [{}])
-    if isinstance(providers, (str, tuple)):
-        providers = [providers]
+    if isinstance(providers, str) or _is_spec_with_options(providers):
+        providers = [providers]  # one provider given on its own
     if provider_options is not None and len(provider_options) != len(providers):
         raise ProviderOptionError(
             f"provider_options has {len(provider_options)} entries for {len(providers)} providers"
@@ -174,12 +184,7 @@ def split_providers(
     for i, spec in enumerate(providers):
         if isinstance(spec, str):
             name, given = spec, dict(provider_options[i]) if provider_options else {}
-        elif (
-            isinstance(spec, (tuple, list))
-            and len(spec) == 2
-            and isinstance(spec[0], str)
-            and isinstance(spec[1], Mapping)
-        ):
+        elif _is_spec_with_options(spec):
             if provider_options is not None:
                 raise ProviderOptionError(
                     "give provider options either in (name, options) tuples or in "

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -28,6 +28,7 @@ import onnxruntime
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument, InvalidProtobuf, NoSuchFile
 
 from ..errors import CalibrationError, CompileError, DeviceError, HailoOrtError, ModelError
+from ..hailoop.format import FORK_MAX_IR_VERSION
 from .devices import open_device
 from .devices.base import Device
 from .pipeline import Job, Pipeline
@@ -221,7 +222,9 @@ def _load(source: ModelSource) -> tuple[Any, onnx.ModelProto, Path | None]:
 
 def _fork_flavour(model: onnx.ModelProto) -> bool:
     """Whether Hailo's fork can run the model: IR ≤ 8 and HailoOp nodes without overloads."""
-    return model.ir_version <= 8 and all(not n.overload for n in model.graph.node if is_hailo_op(n))
+    return model.ir_version <= FORK_MAX_IR_VERSION and all(
+        not n.overload for n in model.graph.node if is_hailo_op(n)
+    )
 
 
 _ORT_STATE = "onnxruntime.capi.onnxruntime_pybind11_state"
@@ -629,14 +632,8 @@ class InferenceSession:
         """Run in the background; ``callback(outputs, user_data, error_message)`` when done."""
         frames = self._frames_to_split(input_feed)
         if frames is not None and self._plan is not None:
-
-            def gathered(outputs: list[Any] | None, error: BaseException | None) -> None:
-                if error is not None:
-                    callback([], user_data, str(error))
-                else:
-                    callback(outputs, user_data, "")
-
-            self._submit_frames(frames, output_names, input_feed, run_options, gathered)
+            done = _ort_callback(callback, user_data)
+            self._submit_frames(frames, output_names, input_feed, run_options, done)
             return
         if frames is not None:
             threading.Thread(
@@ -653,14 +650,8 @@ class InferenceSession:
                 raise _feed_error(exc) from None
             return
         names, feeds = self._check(output_names, input_feed)
-
-        def done(outputs: list[Any] | None, error: BaseException | None) -> None:
-            if error is not None:
-                callback([], user_data, str(error))
-            else:
-                callback(outputs, user_data, "")
-
-        self._shared_pipeline(plan).submit(Job(feeds, names, done, run_options))
+        job = Job(feeds, names, _ort_callback(callback, user_data), run_options)
+        self._shared_pipeline(plan).submit(job)
 
     def _shared_pipeline(self, plan: Plan) -> Pipeline:
         """The session's pipeline for run_async (started on first use, stopped by close)."""
@@ -668,9 +659,7 @@ class InferenceSession:
             if self._plan is not plan:
                 raise HailoOrtError("the session is closed (set_providers(...) opens it again)")
             if self._pipeline is None:
-                self._pipeline = Pipeline(
-                    plan.steps, plan.constants, batch_size=plan.options.batch_size
-                )
+                self._pipeline = _plan_pipeline(plan)
             return self._pipeline
 
     def stream(
@@ -713,7 +702,7 @@ class InferenceSession:
         raise_errors: bool,
     ) -> Iterator[list[Any]]:
         if plan is not None:
-            pipeline = Pipeline(plan.steps, plan.constants, batch_size=plan.options.batch_size)
+            pipeline = _plan_pipeline(plan)
         else:
             whole = _WholeModelStep(self._ort, output_names)  # type: ignore[arg-type]
             output_names = whole.outputs
@@ -941,6 +930,25 @@ class InferenceSession:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
+def _ort_callback(
+    callback: Callable[[Any, Any, str], None], user_data: Any
+) -> Callable[[list[Any] | None, BaseException | None], None]:
+    """A pipeline ``done(outputs, error)`` that calls an onnxruntime-style run_async callback."""
+
+    def done(outputs: list[Any] | None, error: BaseException | None) -> None:
+        if error is not None:
+            callback([], user_data, str(error))
+        else:
+            callback(outputs, user_data, "")
+
+    return done
+
+
+def _plan_pipeline(plan: Plan) -> Pipeline:
+    """A pipeline over the plan's steps, batching up to the provider's ``batch_size``."""
+    return Pipeline(plan.steps, plan.constants, batch_size=plan.options.batch_size)
+
+
 class _FrameGather:
     """Collects the per-frame results of one N-frame request (see ``_submit_frames``)."""
 
@@ -1112,13 +1120,9 @@ def _view(device_type: str, element_type: Any, shape: Sequence[int], ptr: int) -
 
 
 def _dfc_available() -> bool:
-    """Whether a Hailo DFC is at hand (``hailo_ort.compile.dfc.find_dfc_python`` when present)."""
-    try:
-        from ..compile.dfc import find_dfc_python  # type: ignore[import-not-found]
-    except ImportError:
-        import importlib.util
+    """Whether a Hailo DFC is at hand (``hailo_ort.compile.dfc.find_dfc_python``)."""
+    from ..compile.dfc import find_dfc_python
 
-        return importlib.util.find_spec("hailo_sdk_client") is not None
     try:
         return find_dfc_python() is not None
     except HailoOrtError:
@@ -1130,7 +1134,7 @@ def _device_arch(options: HailoOptions) -> str | None:
     from ..archs import get_arch
 
     try:
-        device = open_device(HailoOptions(**{**options.__dict__, "device": "auto"}))
+        device = open_device(replace(options, device="auto"))
     except HailoOrtError:
         return None
     if device is None:
@@ -1168,17 +1172,6 @@ def _dynamic_batch_inputs(model: onnx.ModelProto) -> set[str]:
             except (ValueError, AttributeError):
                 return set()
     return set()
-
-
-def _compiled_model(result: Any) -> ModelSource:
-    """What ``hailo_ort.compile`` returned, as something InferenceSession takes."""
-    if isinstance(result, (onnx.ModelProto, bytes, str, os.PathLike)):
-        return result
-    for attr in ("model", "path", "output"):
-        value = getattr(result, attr, None)
-        if isinstance(value, (onnx.ModelProto, bytes, str, os.PathLike)):
-            return value
-    raise CompileError(f"hailo_ort.compile returned {type(result).__name__}, not a model")
 
 
 def session(
@@ -1237,7 +1230,7 @@ def session(
                     extra["output"] = output
                     given = model if path is not None else proto
                 result = hailo_ort.compile(given, arch=target, backend=backend, **extra)
-                source = _compiled_model(result)
+                source = result.model
             except HailoOrtError as exc:
                 if compile is not None and compile != "auto":
                     if isinstance(exc, CalibrationError) and calibration is None:
@@ -1258,13 +1251,13 @@ def session(
                 "accuracy here: compile='emulate', calibration=...)",
             )
         elif backend == "emulate" and "device" not in options:
-            hailo = HailoOptions(**{**hailo.__dict__, "device": "emulator"})
+            hailo = replace(hailo, device="emulator")
     elif "device" not in options and _emulated_only(proto):
         # Compiled with the emulate backend: no HEF, so only the emulator can run it.
-        hailo = HailoOptions(**{**hailo.__dict__, "device": "emulator"})
+        hailo = replace(hailo, device="emulator")
     rest = list(providers) if providers is not None else [CPU_PROVIDER]
     provider_list: list[ProviderSpec] = [
-        (HAILO_PROVIDER, {k: v for k, v in hailo.__dict__.items()}),
+        (HAILO_PROVIDER, asdict(hailo)),
         *(p for p in rest if p != HAILO_PROVIDER),
     ]
     return InferenceSession(source, sess_options=sess_options, providers=provider_list)

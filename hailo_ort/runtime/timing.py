@@ -11,7 +11,7 @@ one attribute test per run.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -28,14 +28,8 @@ class StageStats:
     p99_ms: float
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            "count": self.count,
-            "total_ms": self.total_ms,
-            "mean_ms": self.mean_ms,
-            "p50_ms": self.p50_ms,
-            "p90_ms": self.p90_ms,
-            "p99_ms": self.p99_ms,
-        }
+        """The fields as a dict (for JSON)."""
+        return asdict(self)
 
 
 class StageTimer:

@@ -128,24 +128,19 @@ def _demo(args: argparse.Namespace, out_dir: Path) -> int:
         "your own model for real numbers."
     )
     hailo_path = out_dir / f"{name}.hailo.onnx"
-    logger = logging.getLogger("hailo_ort")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # the compile log lines; the summary below says it
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the "few calibration samples" warning: noted above
-            t0 = time.perf_counter()
-            result = hailo_ort.compile(
-                float_path,
-                args.arch,
-                calibration={image_input: calibration},
-                backend="auto",
-                output=hailo_path,
-                progress=not args.json,  # shown on a terminal only (the DFC takes minutes)
-            )
-            compile_s = time.perf_counter() - t0
-    finally:
-        logger.setLevel(level)
+    # The compile log lines: the summary below says it.
+    with warnings.catch_warnings(), _quiet_log():
+        warnings.simplefilter("ignore")  # the "few calibration samples" warning: noted above
+        t0 = time.perf_counter()
+        result = hailo_ort.compile(
+            float_path,
+            args.arch,
+            calibration={image_input: calibration},
+            backend="auto",
+            output=hailo_path,
+            progress=not args.json,  # shown on a terminal only (the DFC takes minutes)
+        )
+        compile_s = time.perf_counter() - t0
     cache = all(p.cache_hit for p in result.partitions)
     if result.backend == "emulate":
         backend_text = "emulate (no Hailo DFC found; predicts 8-bit quantization, not the compiler)"
@@ -163,7 +158,8 @@ def _demo(args: argparse.Namespace, out_dir: Path) -> int:
     else:
         device = "emulator"
     providers = [("HailoExecutionProvider", {"device": device}), "CPUExecutionProvider"]
-    with warnings.catch_warnings(), _quiet_fallback_log():
+    # The session's own "running on the CPU" log line: the demo says it itself.
+    with warnings.catch_warnings(), _quiet_log():
         warnings.simplefilter("ignore")
         sess = hailo_ort.InferenceSession(str(hailo_path), providers=providers)
     session_providers = sess.get_providers()
@@ -260,8 +256,8 @@ def _json_number(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-class _quiet_fallback_log:
-    """Silence the session's own "running on the CPU" log line: the demo says it itself."""
+class _quiet_log:
+    """Show only errors of the ``hailo_ort`` logger inside the block: the demo reports itself."""
 
     def __enter__(self) -> None:
         self._logger = logging.getLogger("hailo_ort")

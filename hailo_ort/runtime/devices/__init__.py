@@ -2,8 +2,8 @@
 
 :func:`open_device` picks one from the ``HailoExecutionProvider`` options. The HailoRT device
 lives in ``hailo_ort.runtime.devices.hailort`` and is imported lazily: its entry point is
-``open_device(device_id=None, group_id=None, multi_process_service=False) -> Device``; an
-ImportError there (module or ``hailo_platform`` missing) means "no HailoRT device".
+``open_device(device_id=None, group_id=None, multi_process_service=False) -> Device``, which
+raises DeviceError when ``hailo_platform`` or a device is missing.
 """
 
 from __future__ import annotations
@@ -22,19 +22,12 @@ _log = logging.getLogger("hailo_ort")
 
 def open_hailort_device(options: HailoOptions) -> Device:
     """Open a HailoRT device; DeviceError when HailoRT or a device is missing."""
-    try:
-        module = importlib.import_module("hailo_ort.runtime.devices.hailort")
-        opener = module.open_device
-    except (ImportError, AttributeError) as exc:
-        raise DeviceError(f"HailoRT is not available here ({exc})") from exc
-    try:
-        return opener(
-            device_id=options.device_id,
-            group_id=options.group_id,
-            multi_process_service=options.multi_process_service,
-        )
-    except ImportError as exc:  # hailo_platform missing
-        raise DeviceError(f"HailoRT (hailo_platform) is not installed ({exc})") from exc
+    module = importlib.import_module("hailo_ort.runtime.devices.hailort")
+    return module.open_device(
+        device_id=options.device_id,
+        group_id=options.group_id,
+        multi_process_service=options.multi_process_service,
+    )
 
 
 def open_device(options: HailoOptions) -> Device | None:
@@ -61,9 +54,5 @@ def open_device(options: HailoOptions) -> Device | None:
 
 def _hailort_device_present() -> bool:
     """Whether HailoRT is installed and sees a Hailo device (whether or not it can be opened)."""
-    try:
-        module = importlib.import_module("hailo_ort.runtime.devices.hailort")
-    except ImportError:
-        return False
-    available = getattr(module, "available", None)
-    return bool(available()) if callable(available) else False
+    module = importlib.import_module("hailo_ort.runtime.devices.hailort")
+    return bool(module.available())

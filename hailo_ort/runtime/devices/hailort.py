@@ -38,6 +38,7 @@ import numpy as np
 from ...archs import check_hef_compatible, get_arch
 from ...errors import ArchError, DeviceError, HailoOrtError
 from ...hailoop.types import CompiledPartition, StreamSpec
+from ..providers import fork_provider_available
 from .base import Device, DeviceOutputs, LoadedPartition
 
 __all__ = [
@@ -130,16 +131,6 @@ def available() -> bool:
     try:
         hp = importlib.import_module("hailo_platform")
         return len(list(hp.Device.scan())) > 0
-    except Exception:
-        return False
-
-
-def fork_provider_available() -> bool:
-    """Whether Hailo's ONNX Runtime fork is installed (``HailoExecutionProvider`` is listed)."""
-    try:
-        import onnxruntime
-
-        return "HailoExecutionProvider" in onnxruntime.get_available_providers()
     except Exception:
         return False
 
@@ -418,24 +409,19 @@ def _release_shared(shared: _SharedVDevice) -> None:
 
 
 def _hef_facts(hef: bytes) -> tuple[str | None, list[str]]:
-    """(HEF arch name, reader warnings) from hailo_ort's own HEF reader, when it is available.
+    """(HEF arch name, reader warnings) from hailo_ort's own HEF reader.
 
     A HEF our reader cannot parse is left to HailoRT, whose own error is reported.
     """
-    try:
-        reader = importlib.import_module("hailo_ort.hef")
-    except ImportError:
-        return None, []
-    read = getattr(reader, "read", None)
-    if read is None:
-        return None, []
+    from ...hef import read
+
     try:
         info = read(hef)
     except Exception as exc:
         log.debug("hailo_ort.hef.read failed (%s); leaving the HEF to HailoRT", exc)
         return None, []
-    arch = getattr(info, "hw_arch_name", None)
-    return (str(arch) if arch else None), [str(w) for w in getattr(info, "warnings", []) or []]
+    arch = info.hw_arch_name
+    return (str(arch) if arch else None), [str(w) for w in info.warnings]
 
 
 class HailoRTDevice(Device):
@@ -757,13 +743,8 @@ class _AsyncPartition(_HailoRTPartition):
             self._check_names("input", list(model.input_names), self.inputs)
             self._check_names("output", list(model.output_names), self.outputs)
             for spec in self.inputs:
-                ftype, order = self._format_names(spec, "input")
                 stream = model.input(spec.vstream)
-                stream.set_format_type(_enum(hp.FormatType, ftype, self.where, "format type"))
-                stream.set_format_order(_enum(hp.FormatOrder, order, self.where, "format order"))
-                shape = tuple(int(d) for d in stream.shape)
-                self._check_frame_shape(spec, shape, "input")
-                self._in_frame[spec.vstream] = (shape, np.dtype(_NUMPY_OF_FORMAT[ftype]))
+                self._in_frame[spec.vstream] = self._set_format(stream, spec, "input")
             self.nms_outputs: list[str] = []
             for spec in self.outputs:
                 stream = model.output(spec.vstream)
@@ -774,18 +755,11 @@ class _AsyncPartition(_HailoRTPartition):
                         nms_order = "HAILO_NMS"  # HailoRT < 4.20 name of the same layout
                     stream.set_format_type(hp.FormatType.FLOAT32)
                     stream.set_format_order(getattr(hp.FormatOrder, nms_order))
-                    ftype = "FLOAT32"
                     self.nms_outputs.append(spec.vstream)
                     shape = tuple(int(d) for d in stream.shape)
+                    self._out_frame[spec.vstream] = (shape, np.dtype(np.float32))
                 else:
-                    ftype, order = self._format_names(spec, "output")
-                    stream.set_format_type(_enum(hp.FormatType, ftype, self.where, "format type"))
-                    stream.set_format_order(
-                        _enum(hp.FormatOrder, order, self.where, "format order")
-                    )
-                    shape = tuple(int(d) for d in stream.shape)
-                    self._check_frame_shape(spec, shape, "output")
-                self._out_frame[spec.vstream] = (shape, np.dtype(_NUMPY_OF_FORMAT[ftype]))
+                    self._out_frame[spec.vstream] = self._set_format(stream, spec, "output")
         except HailoOrtError:
             raise
         except Exception as exc:
@@ -801,6 +775,18 @@ class _AsyncPartition(_HailoRTPartition):
         self._pool_lock = threading.Lock()
         self._in_flight: set[_Request] = set()
         self._configure()
+
+    def _set_format(
+        self, stream: Any, spec: StreamSpec, kind: str
+    ) -> tuple[tuple[int, ...], np.dtype]:
+        """Set an InferModel stream's format from ``spec``; its checked frame shape and dtype."""
+        hp = self._ctx.hp
+        ftype, order = self._format_names(spec, kind)
+        stream.set_format_type(_enum(hp.FormatType, ftype, self.where, "format type"))
+        stream.set_format_order(_enum(hp.FormatOrder, order, self.where, "format order"))
+        shape = tuple(int(d) for d in stream.shape)
+        self._check_frame_shape(spec, shape, kind)
+        return shape, np.dtype(_NUMPY_OF_FORMAT[ftype])
 
     # -- configuration ------------------------------------------------------------------------
 
