@@ -14,7 +14,7 @@ from .. import __version__
 from ..errors import HailoOpFormatError, ModelError
 from ..fileio import write_bytes_atomic
 from ..graph.subgraph import value_infos
-from ..graph.toposort import topological_order
+from ..graph.toposort import node_reads, topological_order
 from . import format as fmt
 from ._model import ModelLike, elem_type_of, load_model, tensor_dtype, tensor_shape
 from .reader import hailo_node_name, is_hailo_op, payload_sha256, read
@@ -191,16 +191,9 @@ def _partition_nodes(
 
 
 def _node_reads(node: onnx.NodeProto) -> list[str]:
-    """Tensors a node reads: its inputs and outer-scope names used by its subgraphs."""
-    reads = [x for x in node.input if x]
-    for a in node.attribute:
-        for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
-            local = {i.name for i in g.input} | {i.name for i in g.initializer}
-            for sub in g.node:
-                local.update(sub.output)
-            for sub in g.node:
-                reads.extend(x for x in _node_reads(sub) if x not in local)
-    return reads
+    """Tensors a node reads: its inputs and outer-scope names used by its subgraphs (no omitted
+    optional input)."""
+    return [x for x in node_reads(node) if x]
 
 
 def _check_boundary(
